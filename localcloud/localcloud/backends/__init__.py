@@ -1,0 +1,1 @@
+"""Machine backends: what stands behind a server created through the API."""
