@@ -1,0 +1,103 @@
+"""The local cloud's catalogue: locations, server types, images, load balancer types, pricing.
+
+The data lives in the JSON files next to this module, each one exactly in the shape the
+Hetzner Cloud API returns. ``CATALOG`` loads them once. Returned dicts are shared: callers
+that mutate one must deep-copy it first.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+__all__ = ["Catalog", "CATALOG"]
+
+
+def _load(name: str) -> Any:
+    return json.loads(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _find(items: list[dict], ref: Any) -> dict | None:
+    """Look an item up by int id, numeric string id, or name."""
+    if ref is None or isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return next((i for i in items if i["id"] == ref), None)
+    ref = str(ref)
+    if ref.isdigit():
+        return next((i for i in items if i["id"] == int(ref)), None)
+    return next((i for i in items if i.get("name") == ref), None)
+
+
+class Catalog:
+    locations: list[dict]
+    server_types: list[dict]
+    images: list[dict]
+    load_balancer_types: list[dict]
+
+    def __init__(self) -> None:
+        self.locations = _load("locations.json")
+        self.server_types = _load("server_types.json")
+        self.images = _load("images.json")
+        self.load_balancer_types = _load("load_balancer_types.json")
+        base = _load("pricing.json")
+        self._pricing = {
+            **base,
+            "server_types": [
+                {"id": t["id"], "name": t["name"], "prices": t["prices"]} for t in self.server_types
+            ],
+            "load_balancer_types": [
+                {"id": t["id"], "name": t["name"], "prices": t["prices"]}
+                for t in self.load_balancer_types
+            ],
+        }
+
+    def location(self, ref: Any) -> dict | None:
+        return _find(self.locations, ref)
+
+    def server_type(self, ref: Any) -> dict | None:
+        return _find(self.server_types, ref)
+
+    def image(self, ref: Any, architecture: str | None = None) -> dict | None:
+        """By id (architecture ignored) or by name; a name picks the ``architecture``
+        variant (default x86)."""
+        if ref is None or isinstance(ref, bool):
+            return None
+        if isinstance(ref, int) or str(ref).isdigit():
+            return _find(self.images, int(ref))
+        arch = architecture or "x86"
+        return next(
+            (i for i in self.images if i["name"] == ref and i["architecture"] == arch), None
+        )
+
+    def load_balancer_type(self, ref: Any) -> dict | None:
+        return _find(self.load_balancer_types, ref)
+
+    def pricing(self) -> dict:
+        """The object under the ``pricing`` key of ``GET /pricing``."""
+        return self._pricing
+
+    def orderable(
+        self, server_type: dict, location_name: str, now: datetime | None = None
+    ) -> str | None:
+        """None if a new server of this type can be created in the location, else the reason:
+        ``"not offered"`` (type not in that location), ``"deprecated"`` (deprecation's
+        ``unavailable_after`` has passed) or ``"unavailable"`` (``available`` is false)."""
+        entry = next((l for l in server_type["locations"] if l["name"] == location_name), None)
+        if entry is None:
+            return "not offered"
+        dep = entry.get("deprecation")
+        if dep is not None:
+            if _parse_time(dep["unavailable_after"]) <= (now or datetime.now(timezone.utc)):
+                return "deprecated"
+        if entry.get("available") is False:
+            return "unavailable"
+        return None
+
+
+CATALOG = Catalog()
