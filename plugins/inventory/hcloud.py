@@ -1,0 +1,433 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: hcloud
+short_description: Hetzner Cloud servers as a dynamic inventory, in as few API requests as possible
+description:
+  - Reads the servers of a Hetzner Cloud project and turns them into inventory hosts.
+  - Uses a YAML configuration file whose name ends with C(hcloud.yml) or C(hcloud.yaml).
+  - Every host gets C(hcloud_*) facts (id, name, status, server type, location, labels, public and
+    private addresses, image, placement group, protection).
+  - Groups come from labels (the value of each key in O(label_groups) becomes a group, so a server
+    labelled C(tier=web) lands in group C(web)), and from the location, the server type and the
+    private networks (O(group_by)).
+  - Requests are kept to a minimum. The servers are listed with 50 per page; once the first page is
+    known the remaining pages are fetched in parallel. The private networks are listed once (not one
+    request per network), and no extra request is sent to validate the token. For 1,000 servers in
+    10 networks this is 21 requests.
+  - O(label_selector) and O(status) are filters applied by the API, so filtered-out servers are never
+    transferred.
+author:
+  - autoscale.hetzner contributors
+requirements:
+  - hcloud >= 2.0 (hcloud-python)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Marks this file as an inventory source of this plugin.
+    required: true
+    type: str
+    choices: [autoscale.hetzner.hcloud]
+  api_token:
+    description:
+      - The API token of the Hetzner Cloud project (Read access is enough).
+      - May be a template, for example a vaulted variable passed with C(--extra-vars).
+    type: str
+    required: true
+    aliases: [token]
+    env:
+      - name: HCLOUD_TOKEN
+  api_endpoint:
+    description:
+      - The Hetzner Cloud API endpoint; point it at another endpoint (for example a local emulation) for tests.
+    type: str
+    default: https://api.hetzner.cloud/v1
+    aliases: [endpoint]
+    env:
+      - name: HCLOUD_ENDPOINT
+  label_selector:
+    description:
+      - Only servers matching this label selector, for example C(env=production,tier in (web,app)).
+      - Evaluated by the API.
+    type: str
+    default: ""
+  status:
+    description:
+      - Only servers in one of these states. Evaluated by the API.
+    type: list
+    elements: str
+    default: []
+    choices: [running, initializing, starting, stopping, "off", deleting, migrating, rebuilding, unknown]
+  group:
+    description: Every host is added to this group.
+    type: str
+    default: hcloud
+  label_groups:
+    description:
+      - Label keys whose value becomes a plain group name. With the default, a server labelled
+        C(tier=web) and C(role=primary) is in the groups C(web) and C(primary).
+      - Values are turned into valid group names (characters other than letters, digits and C(_)
+        become C(_)).
+    type: list
+    elements: str
+    default: [tier, role]
+  group_by:
+    description:
+      - Further groups, named C(<kind>_<value>), for example C(location_nbg1), C(server_type_cx23),
+        C(network_autoscale_network) (one group per attached private network), C(status_running),
+        C(image_debian_12).
+    type: list
+    elements: str
+    default: [location, server_type, network]
+    choices: [location, server_type, network, status, image]
+  connect_with:
+    description:
+      - Which address becomes C(ansible_host).
+      - V(public_ipv4) the public IPv4; V(private_ipv4) the private IP in O(network) (or in the first
+        attached network when O(network) is not set); V(name) the server name (resolved by DNS or
+        SSH config).
+      - When the chosen address does not exist (for example no public IPv4), C(ansible_host) is not
+        set for that host; a O(compose) entry can supply a fallback.
+    type: str
+    default: public_ipv4
+    choices: [public_ipv4, private_ipv4, name]
+  network:
+    description:
+      - Name or ID of the private network whose IP is used for O(connect_with=private_ipv4) and set as
+        C(hcloud_private_ipv4).
+      - Resolved from the one list of networks the plugin reads anyway, so it costs no request.
+    type: str
+  hostvars_prefix:
+    description: Prefix of the host variables coming from the Hetzner Cloud.
+    type: str
+    default: hcloud_
+  parallel_requests:
+    description:
+      - How many list pages are fetched at the same time. V(1) fetches them one after the other.
+    type: int
+    default: 8
+"""
+
+EXAMPLES = r"""
+# inventories/production/hcloud.yml -- HCLOUD_TOKEN comes from the environment
+plugin: autoscale.hetzner.hcloud
+
+---
+# Only the production stack, only running servers, connect over the private network
+# (for example from a bastion inside that network)
+plugin: autoscale.hetzner.hcloud
+label_selector: stack=production
+status: [running]
+connect_with: private_ipv4
+network: autoscale-network
+
+---
+# Token from a vaulted variable, extra groups and variables with the constructed features,
+# cached for 10 minutes
+plugin: autoscale.hetzner.hcloud
+api_token: "{{ vault_hcloud_token }}"
+label_groups: [tier, role, env]
+group_by: [location, server_type, network, image]
+keyed_groups:
+  - key: hcloud_labels.env | default('none')
+    prefix: env
+groups:
+  databases: "'db' in (hcloud_labels.tier | default(''))"
+compose:
+  ansible_host: hcloud_ipv4 | default(hcloud_private_ipv4)
+  ansible_user: "'root'"
+strict: false
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ansible-inventory
+cache_timeout: 600
+"""
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+try:
+    from hcloud import APIException, Client
+
+    HAS_HCLOUD = True
+except ImportError:
+    HAS_HCLOUD = False
+
+PER_PAGE = 50
+USER_AGENT_NAME = "autoscale.hetzner-inventory"
+USER_AGENT_VERSION = "1.0.0"
+
+_INVALID_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+
+
+def group_name(value):
+    """Turn a label value, location or network name into a valid group name."""
+    name = _INVALID_GROUP_CHARS.sub("_", str(value))
+    if name[:1].isdigit():
+        name = "_" + name
+    return name
+
+
+def first_ipv6_address(network):
+    """The first address of the server's /64, e.g. 2001:db8::/64 -> 2001:db8::1."""
+    if not network:
+        return None
+    prefix = network.split("/", 1)[0]
+    return prefix + "1" if prefix.endswith("::") else prefix
+
+
+class PageFetcher:
+    """Lists API collections with as few and as parallel requests as possible.
+
+    One hcloud Client per thread: requests.Session objects should not be shared between threads.
+    """
+
+    def __init__(self, client_factory, parallel):
+        self._client_factory = client_factory
+        self._local = threading.local()
+        self.parallel = max(1, parallel)
+
+    def client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._client_factory()
+            self._local.client = client
+        return client
+
+    def get_page(self, path, root_key, params, page):
+        query = dict(params)
+        query["page"] = page
+        query["per_page"] = PER_PAGE
+        payload = self.client().request("GET", path, params=query)
+        pagination = (payload.get("meta") or {}).get("pagination") or {}
+        return payload.get(root_key) or [], pagination
+
+    def list_all(self, path, root_key, params=None, executor=None):
+        """All items of a collection: page 1, then every other page at once (last_page is known)."""
+        params = params or {}
+        items, pagination = self.get_page(path, root_key, params, 1)
+        last_page = pagination.get("last_page")
+        if last_page and last_page > 1:
+            pages = range(2, last_page + 1)
+            if executor is not None and self.parallel > 1:
+                results = executor.map(lambda p: self.get_page(path, root_key, params, p)[0], pages)
+            else:
+                results = (self.get_page(path, root_key, params, p)[0] for p in pages)
+            for page_items in results:
+                items.extend(page_items)
+            return items
+        # Unknown total: follow next_page one by one.
+        next_page = pagination.get("next_page")
+        while next_page:
+            page_items, pagination = self.get_page(path, root_key, params, next_page)
+            items.extend(page_items)
+            next_page = pagination.get("next_page")
+        return items
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "autoscale.hetzner.hcloud"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(("hcloud.yml", "hcloud.yaml"))
+
+    # -- reading the API -------------------------------------------------------------------
+
+    def _make_client(self):
+        token = self.get_option("api_token")
+        if token and "{{" in token:
+            token = self.templar.template(token)
+        if not token:
+            raise AnsibleError("autoscale.hetzner.hcloud: api_token (or HCLOUD_TOKEN) is required")
+        endpoint = self.get_option("api_endpoint")
+        return lambda: Client(
+            token=to_native(token),
+            api_endpoint=endpoint,
+            application_name=USER_AGENT_NAME,
+            application_version=USER_AGENT_VERSION,
+        )
+
+    def _fetch(self):
+        """Servers and networks, read concurrently. Returns (servers, networks_by_id)."""
+        fetcher = PageFetcher(self._make_client(), self.get_option("parallel_requests"))
+        params = {}
+        if self.get_option("label_selector"):
+            params["label_selector"] = self.get_option("label_selector")
+        if self.get_option("status"):
+            params["status"] = self.get_option("status")
+
+        with ThreadPoolExecutor(max_workers=max(2, fetcher.parallel)) as executor:
+            # Page 1 of both collections leaves at the same time; the other server pages follow in
+            # parallel once the first one told how many there are. One list of networks replaces
+            # the per-network lookups (GET /networks/{id}) that lazy client models would send.
+            networks_future = executor.submit(fetcher.list_all, "/networks", "networks")
+            servers = fetcher.list_all("/servers", "servers", params, executor)
+            networks = networks_future.result()
+        return servers, {network["id"]: network for network in networks}
+
+    # -- turning API objects into hosts ----------------------------------------------------
+
+    def _selected_network_id(self, networks):
+        wanted = self.get_option("network")
+        if not wanted:
+            return None
+        wanted = str(wanted)
+        for network in networks.values():
+            if network["name"] == wanted or str(network["id"]) == wanted:
+                return network["id"]
+        raise AnsibleError("autoscale.hetzner.hcloud: network %r does not exist" % wanted)
+
+    @staticmethod
+    def build_host(server, networks, selected_network_id):
+        """The hcloud_* facts of one server (without prefix), from the raw API objects."""
+        public_net = server.get("public_net") or {}
+        ipv4 = (public_net.get("ipv4") or {}).get("ip")
+        ipv6_network = (public_net.get("ipv6") or {}).get("ip")
+        server_type = server.get("server_type") or {}
+        location = server.get("location") or (server.get("datacenter") or {}).get("location") or {}
+        image = server.get("image") or {}
+        placement_group = server.get("placement_group") or {}
+
+        private_networks = []
+        for attachment in server.get("private_net") or []:
+            network = networks.get(attachment["network"]) or {}
+            private_networks.append(
+                {
+                    "id": attachment["network"],
+                    "name": network.get("name"),
+                    "ip": attachment.get("ip"),
+                    "alias_ips": attachment.get("alias_ips") or [],
+                }
+            )
+        private_ipv4 = None
+        if private_networks:
+            if selected_network_id is None:
+                private_ipv4 = private_networks[0]["ip"]
+            else:
+                private_ipv4 = next((p["ip"] for p in private_networks if p["id"] == selected_network_id), None)
+
+        return {
+            "id": server["id"],
+            "name": server["name"],
+            "status": server.get("status"),
+            "created": server.get("created"),
+            "server_type": server_type.get("name"),
+            "type": server_type.get("name"),
+            "architecture": server_type.get("architecture"),
+            "cores": server_type.get("cores"),
+            "memory": server_type.get("memory"),
+            "disk": server_type.get("disk"),
+            "location": location.get("name"),
+            "network_zone": location.get("network_zone"),
+            "labels": dict(server.get("labels") or {}),
+            "ipv4": ipv4,
+            "ipv6": first_ipv6_address(ipv6_network),
+            "ipv6_network": ipv6_network,
+            "private_ipv4": private_ipv4,
+            "private_networks": private_networks,
+            "image": image.get("name") or image.get("description"),
+            "image_id": image.get("id"),
+            "image_name": image.get("name") or image.get("description"),
+            "image_os_flavor": image.get("os_flavor"),
+            "placement_group": placement_group.get("name"),
+            "volumes": list(server.get("volumes") or []),
+            "load_balancers": list(server.get("load_balancers") or []),
+            "protection": dict(server.get("protection") or {}),
+            "rescue_enabled": server.get("rescue_enabled"),
+            "locked": server.get("locked"),
+        }
+
+    def _ansible_host(self, host):
+        connect_with = self.get_option("connect_with")
+        if connect_with == "public_ipv4":
+            return host["ipv4"]
+        if connect_with == "private_ipv4":
+            return host["private_ipv4"]
+        return host["name"]
+
+    def _plain_groups(self, host):
+        groups = []
+        labels = host["labels"]
+        for key in self.get_option("label_groups") or []:
+            if labels.get(key):
+                groups.append(group_name(labels[key]))
+        for kind in self.get_option("group_by") or []:
+            if kind == "network":
+                groups.extend(
+                    "network_" + group_name(p["name"] or p["id"]) for p in host["private_networks"]
+                )
+            elif kind == "image":
+                if host["image_name"]:
+                    groups.append("image_" + group_name(host["image_name"]))
+            elif host.get(kind):
+                groups.append(kind + "_" + group_name(host[kind]))
+        return groups
+
+    def _populate(self, hosts):
+        prefix = self.get_option("hostvars_prefix") or ""
+        top_group = self.inventory.add_group(self.get_option("group"))
+        strict = self.get_option("strict")
+        for host in hosts:
+            name = host["name"]
+            self.inventory.add_host(name, group=top_group)
+            for key, value in host.items():
+                self.inventory.set_variable(name, prefix + key, value)
+            ansible_host = self._ansible_host(host)
+            if ansible_host:
+                self.inventory.set_variable(name, "ansible_host", ansible_host)
+            else:
+                self.display.vvv(
+                    "autoscale.hetzner.hcloud: %s has no address for connect_with=%s"
+                    % (name, self.get_option("connect_with"))
+                )
+            for group in self._plain_groups(host):
+                self.inventory.add_group(group)
+                self.inventory.add_child(group, name)
+
+            hostvars = self.inventory.get_host(name).get_vars()
+            self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        self.templar.available_variables = self._vars
+
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        update_cache = self.get_option("cache") and not cache
+
+        hosts = None
+        if use_cache:
+            try:
+                hosts = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+
+        if hosts is None:
+            if not HAS_HCLOUD:
+                raise AnsibleError("autoscale.hetzner.hcloud needs the Python library hcloud (pip install hcloud)")
+            try:
+                servers, networks = self._fetch()
+            except APIException as exc:
+                raise AnsibleError(
+                    "autoscale.hetzner.hcloud: Hetzner Cloud API error %s: %s" % (exc.code, exc.message)
+                ) from exc
+            selected = self._selected_network_id(networks)
+            hosts = [self.build_host(server, networks, selected) for server in servers]
+
+        if update_cache:
+            self._cache[cache_key] = hosts
+
+        self._populate(hosts)
