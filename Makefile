@@ -1,0 +1,82 @@
+# Development tasks of the autoscale.hetzner collection and its local cloud.
+# See docs/development.md. Everything runs from the project venv .venv, which
+# `make venv` (scripts/bootstrap.sh) creates; on a fresh Debian 12 machine
+# `make test` goes from a clean clone to green.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+BIN       := $(CURDIR)/$(VENV)/bin
+PYTHON    := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+
+# Extra pytest arguments, e.g. `make test-localcloud PYTEST_ARGS="-k servers -x"`;
+# PYTEST_XDIST="-n auto" runs a directory in parallel (pytest-xdist).
+PYTEST_ARGS ?=
+PYTEST_XDIST ?=
+SANITY_ARGS ?=
+
+# pytest on one directory; exit code 5 ("no tests collected") counts as success
+# so that a test directory that exists but holds no tests yet does not fail.
+define pytest_dir
+	@if [ ! -d $(1) ]; then echo "$(1): no such directory, skipped"; exit 0; fi; \
+	rc=0; $(PYTHON) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS) $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "$(1): no tests collected (ok)"; rc=0; fi; \
+	exit $$rc
+endef
+
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration bench build clean
+
+help:
+	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
+	@echo "make test              venv lint sanity test-unit test-localcloud test-integration"
+	@echo "make lint              yamllint + ansible-lint --profile production (playbooks/, roles/)"
+	@echo "make sanity            ansible-test sanity --venv --python 3.11 on a copy of the collection"
+	@echo "make test-unit         pytest tests/unit"
+	@echo "make test-localcloud   pytest tests/localcloud"
+	@echo "make test-integration  pytest tests/integration"
+	@echo "make bench             run every tests/bench/*.py"
+	@echo "make build             ansible-galaxy collection build into build/"
+	@echo "make clean             remove build/, tests/output/, caches (keeps .venv)"
+
+venv:
+	@bash scripts/bootstrap.sh
+
+# Order matters when run without -j: cheap checks first.
+test: venv
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-localcloud
+	@$(MAKE) --no-print-directory test-integration
+
+lint: venv
+	@bash scripts/lint.sh
+
+sanity: venv
+	@bash scripts/sanity.sh $(SANITY_ARGS)
+
+test-unit: venv
+	$(call pytest_dir,tests/unit)
+
+test-localcloud: venv
+	$(call pytest_dir,tests/localcloud)
+
+test-integration: venv
+	$(call pytest_dir,tests/integration)
+
+# Benchmarks are not part of `make test`: every tests/bench/*.py is run as a script.
+bench: venv
+	@shopt -s nullglob; scripts=(tests/bench/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in tests/bench/"; exit 0; fi; \
+	for s in "$${scripts[@]}"; do echo "== $$s"; $(PYTHON) "$$s"; done
+
+build: venv
+	@mkdir -p build
+	ansible-galaxy collection build --force --output-path build/ .
+
+clean:
+	rm -rf build/ tests/output/ .pytest_cache/ .cache/
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
