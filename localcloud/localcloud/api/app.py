@@ -1,0 +1,325 @@
+"""FastAPI application: auth, rate limit, faults and request counting around thin handlers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from collections import Counter
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import errors
+from ..faults import Faults
+from ..listing import paginate, parse_bool, sort_items
+from ..model.base import Cloud
+from ..ratelimit import RateLimiter
+from .routes import CATALOGUE, RESOURCES
+from .schemas import check
+
+
+def _json(status: int, body, headers=None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+async def read_body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise errors.json_error(f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise errors.json_error("request body must be a JSON object")
+    return body
+
+
+class Stats:
+    def __init__(self):
+        self.total = 0
+        self.by_route: Counter = Counter()
+
+    def count(self, method: str, template: str) -> None:
+        self.total += 1
+        self.by_route[f"{method} {template}"] += 1
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "by_route": dict(self.by_route.most_common())}
+
+
+def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
+    faults = faults or cloud.faults or Faults()
+    cloud.faults = faults
+    limiter = RateLimiter(cloud.settings)
+    stats = Stats()
+    app = FastAPI(title="localcloud", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.cloud, app.state.faults, app.state.stats = cloud, faults, stats
+
+    def endpoint(method: str, template: str, handler, status: int = 200):
+        """Wrap a model call with everything every /v1 request goes through."""
+        async def run(request: Request):
+            stats.count(method, template)
+            headers = {}
+            fault = faults.decide(method, request.url.path)
+            try:
+                if fault and fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault and fault.status and fault.phase == "before":
+                    raise fault.error()
+                auth = request.headers.get("authorization", "")
+                project, readonly = cloud.authenticate(auth[7:] if auth.lower().startswith("bearer ") else None)
+                allowed, headers = limiter.take(project)
+                if not allowed:
+                    raise errors.rate_limit_exceeded()
+                if readonly and method != "GET":
+                    raise errors.token_readonly()
+                body = await read_body(request) if method in ("POST", "PUT") else {}
+                cloud.advance()
+                with cloud.transaction():
+                    result = handler(project, request, body)
+                if fault and fault.status:
+                    raise fault.error()
+            except errors.APIError as err:
+                return _json(err.status, err.body(), headers)
+            if result is None:
+                return Response(status_code=204, headers=headers)
+            return _json(status, result, headers)
+        app.add_api_route(template, run, methods=[method], include_in_schema=False)
+
+    def action_result(result):
+        if isinstance(result, list):
+            return {"actions": [cloud.action_json(a) for a in result]}
+        if isinstance(result, dict) and "command" in result:
+            return {"action": cloud.action_json(result)}
+        return result
+
+    # --- resources
+    for plural, (create_schema, update_schema, actions) in RESOURCES.items():
+        model = cloud.resources[plural]
+        singular = model.kind
+        base = f"/v1/{plural}"
+
+        def list_(project, request, body, model=model, plural=plural):
+            items, meta = model.list(project, request.query_params)
+            return {plural: items, "meta": meta}
+
+        def create(project, request, body, model=model, schema=create_schema):
+            return model.create(project, check(schema, body))
+
+        def get(project, request, body, model=model, singular=singular):
+            return {singular: model.render(model.get(project, request.path_params["id"]))}
+
+        def update(project, request, body, model=model, singular=singular, schema=update_schema):
+            return {singular: model.update(project, request.path_params["id"], check(schema, body))}
+
+        def delete(project, request, body, model=model):
+            return model.delete(project, request.path_params["id"])
+
+        endpoint("GET", base, list_)
+        endpoint("POST", base, create, 201)
+        if model.has_actions:
+            _action_routes(endpoint, cloud, base, model, action_result)
+        endpoint("GET", base + "/{id}", get)
+        endpoint("PUT", base + "/{id}", update)
+        endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else 204)
+        for name, method_name in actions.items():
+            def act(project, request, body, model=model, name=name, method_name=method_name):
+                method = getattr(model, method_name)
+                oid = request.path_params["id"]
+                result = method(project, oid, name) if method_name == "power" else method(project, oid, body)
+                return action_result(result)
+            endpoint("POST", f"{base}/{{id}}/actions/{name}", act, 201)
+
+    def server_metrics(project, request, body):
+        return cloud.servers.metrics(project, request.path_params["id"], request.query_params)
+    endpoint("GET", "/v1/servers/{id}/metrics", server_metrics)
+
+    # --- catalogue
+    for plural, (singular, attribute, lookup) in CATALOGUE.items():
+        def list_catalogue(project, request, body, plural=plural, attribute=attribute):
+            return _list_catalogue(cloud, plural, attribute, request.query_params)
+
+        def get_catalogue(project, request, body, singular=singular, lookup=lookup):
+            ref = request.path_params["id"]
+            found = getattr(cloud.catalog, lookup)(int(ref)) if ref.isdigit() else None
+            if found is None:
+                raise errors.not_found(singular.replace("_", " "), ref)
+            return {singular: found}
+        endpoint("GET", f"/v1/{plural}", list_catalogue)
+        endpoint("GET", f"/v1/{plural}/{{id}}", get_catalogue)
+
+    endpoint("GET", "/v1/pricing", lambda project, request, body: {"pricing": cloud.catalog.pricing()})
+    endpoint("GET", "/v1/isos", lambda project, request, body: {"isos": [], "meta": paginate([], None, None)[1]})
+
+    def datacenters_gone(project, request, body):
+        raise errors.APIError(410, "deprecated_api_endpoint",
+                              "datacenters were removed on 2026-10-01: use locations and server_type.locations",
+                              {"announcement": "https://docs.hetzner.cloud/changelog#2026-06-02-datacenters-deprecated"})
+    endpoint("GET", "/v1/datacenters", datacenters_gone)
+    endpoint("GET", "/v1/datacenters/{id}", datacenters_gone)
+
+    # --- actions
+    def actions_by_id(project, request, body):
+        ids = request.query_params.getlist("id")
+        if not ids:
+            raise errors.invalid_input("id", "is required: GET /actions?id=1&id=2 (listing all actions was removed)")
+        found = []
+        for ref in ids:
+            if not ref.isdigit():
+                raise errors.invalid_input("id", f"'{ref}' is not an action ID")
+            action = cloud.store.get("action", int(ref))
+            if action is not None and action["_project"] == project:
+                found.append(action)
+        items = sort_items(found, request.query_params.getlist("sort"), ("id", "command", "status", "started", "finished"))
+        page, meta = paginate(items, request.query_params.get("page"), request.query_params.get("per_page"))
+        return {"actions": [cloud.action_json(a) for a in page], "meta": meta}
+
+    def action_by_id(project, request, body):
+        action = cloud.store.get("action", int(request.path_params["id"])) if request.path_params["id"].isdigit() else None
+        if action is None or action["_project"] != project:
+            raise errors.not_found("action", request.path_params["id"])
+        return {"action": cloud.action_json(action)}
+    endpoint("GET", "/v1/actions", actions_by_id)
+    endpoint("GET", "/v1/actions/{id}", action_by_id)
+
+    _admin_routes(app, cloud, faults, stats)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        if exc.status_code == 405:
+            err = errors.method_not_allowed()
+        else:
+            err = errors.route_not_found()
+        return _json(err.status, err.body())
+
+    @app.exception_handler(Exception)
+    async def crash(request, exc):
+        traceback.print_exc()
+        return _json(500, {"error": {"code": "server_error", "message": f"internal error: {exc}", "details": None}})
+
+    return app
+
+
+def _action_routes(endpoint, cloud, base, model, action_result):
+    kind = model.kind
+
+    def list_all(project, request, body):
+        return _action_list(cloud, project, kind, None, request.query_params)
+
+    def get_one(project, request, body):
+        return _action_get(cloud, project, kind, None, request.path_params["action_id"])
+
+    def list_for(project, request, body):
+        resource = model.get(project, request.path_params["id"])
+        return _action_list(cloud, project, kind, resource["id"], request.query_params)
+
+    def get_for(project, request, body):
+        resource = model.get(project, request.path_params["id"])
+        return _action_get(cloud, project, kind, resource["id"], request.path_params["action_id"])
+    endpoint("GET", base + "/actions", list_all)
+    endpoint("GET", base + "/actions/{action_id}", get_one)
+    endpoint("GET", base + "/{id}/actions", list_for)
+    endpoint("GET", base + "/{id}/actions/{action_id}", get_for)
+
+
+def _action_list(cloud, project, kind, rid, query):
+    items = list(cloud.actions_for(project, kind, rid))
+    ids = query.getlist("id")
+    if ids:
+        items = [a for a in items if str(a["id"]) in ids]
+    statuses = query.getlist("status")
+    if statuses:
+        items = [a for a in items if a["status"] in statuses]
+    items = sort_items(items, query.getlist("sort"), ("id", "command", "status", "started", "finished"))
+    page, meta = paginate(items, query.get("page"), query.get("per_page"))
+    return {"actions": [cloud.action_json(a) for a in page], "meta": meta}
+
+
+def _action_get(cloud, project, kind, rid, action_id):
+    action = cloud.store.get("action", int(action_id)) if str(action_id).isdigit() else None
+    if action is None or action["_project"] != project or not any(
+            r["type"] == kind and (rid is None or r["id"] == rid) for r in action["resources"]):
+        raise errors.not_found("action", action_id)
+    return {"action": cloud.action_json(action)}
+
+
+def _list_catalogue(cloud, plural, attribute, query):
+    items = list(getattr(cloud.catalog, attribute))
+    name = query.get("name")
+    if name is not None:
+        items = [i for i in items if i.get("name") == name]
+    if plural == "images":
+        for key in ("type", "status", "architecture"):
+            wanted = query.getlist(key)
+            if wanted and not (key == "status" and any(w.isdigit() for w in wanted)):  # hcloud-python sends per_page here
+                items = [i for i in items if i.get(key) in wanted]
+        if not parse_bool(query.get("include_deprecated", "false"), "include_deprecated"):
+            items = [i for i in items if not i.get("deprecated")]
+        if query.get("bound_to"):
+            items = []
+        if query.get("label_selector"):
+            from ..labels import parse_selector, selector_matches
+            requirements = parse_selector(query["label_selector"])
+            items = [i for i in items if selector_matches(requirements, i.get("labels") or {})]
+        items = sort_items(items, query.getlist("sort"), ("id", "name", "created"))
+    elif plural == "locations":
+        items = sort_items(items, query.getlist("sort"), ("id", "name"))
+    page, meta = paginate(items, query.get("page"), query.get("per_page"))
+    return {plural: page, "meta": meta}
+
+
+def _admin_routes(app, cloud, faults, stats):
+    """Local-cloud controls (not part of the Hetzner API): faults, stats, settings, projects."""
+
+    async def guarded(request, func):
+        try:
+            body = await read_body(request) if request.method in ("POST", "PUT") else {}
+            with cloud.transaction():
+                return _json(200, func(body))
+        except errors.APIError as err:
+            return _json(err.status, err.body())
+
+    @app.get("/_localcloud/faults")
+    async def get_faults(request: Request):
+        return await guarded(request, lambda body: faults.describe())
+
+    @app.put("/_localcloud/faults")
+    async def put_faults(request: Request):
+        return await guarded(request, lambda body: (faults.configure(body), faults.describe())[1])
+
+    @app.delete("/_localcloud/faults")
+    async def clear_faults(request: Request):
+        return await guarded(request, lambda body: (faults.configure({}), faults.describe())[1])
+
+    @app.get("/_localcloud/stats")
+    async def get_stats(request: Request):
+        return await guarded(request, lambda body: stats.as_dict())
+
+    @app.delete("/_localcloud/stats")
+    async def reset_stats(request: Request):
+        def reset(body):
+            stats.total = 0
+            stats.by_route.clear()
+            return stats.as_dict()
+        return await guarded(request, reset)
+
+    @app.get("/_localcloud/config")
+    async def get_config(request: Request):
+        return await guarded(request, lambda body: cloud.settings.as_dict())
+
+    @app.put("/_localcloud/config")
+    async def put_config(request: Request):
+        return await guarded(request, lambda body: (cloud.settings.update(body), cloud.settings.as_dict())[1])
+
+    @app.post("/_localcloud/projects")
+    async def new_project(request: Request):
+        def make(body):
+            name = body.get("name") or "project"
+            project = cloud.create_project(name)
+            tokens = project["_tokens"]
+            return {"project": {"id": project["id"], "name": project["name"]},
+                    "token": tokens[0]["token"], "readonly_token": tokens[1]["token"]}
+        return await guarded(request, make)

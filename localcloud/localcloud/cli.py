@@ -1,0 +1,135 @@
+"""`localcloud serve` and `localcloud down`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .config import Settings, parse_action_times
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"'{value}' is not HOST:PORT, e.g. 127.0.0.1:8080")
+    return host or "127.0.0.1", int(port)
+
+
+def _action_times(value: str) -> dict[str, float]:
+    try:
+        return parse_action_times(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err}: use COMMAND=SECONDS,... e.g. create_server=10,attach_to_network=2") from None
+
+
+def make_backend(name: str):
+    if name == "none":
+        from .backends.base import MachineBackend
+        return MachineBackend()
+    if os.geteuid() != 0:
+        sys.exit("localcloud: --machines nspawn needs root (it creates network namespaces, bridges and "
+                 "nspawn machines); run it as root or use --machines none")
+    from .backends.nspawn import NspawnBackend
+    return NspawnBackend()
+
+
+def write_env(state: Path, host: str, port: int, token: str) -> None:
+    env = state / "env"
+    tmp = state / "env.tmp"
+    tmp.write_text(f"HCLOUD_ENDPOINT=http://{host}:{port}/v1\nHCLOUD_TOKEN={token}\n")
+    os.replace(tmp, env)
+
+
+def serve(args) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+    from .faults import Faults
+    from .model.base import Cloud
+
+    state = Path(args.state).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
+    settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit)
+    backend = make_backend(args.machines)
+    backend.open(state)
+    cloud = Cloud(state, settings=settings, backend=backend, faults=faults)
+    app = create_app(cloud, faults)
+    project = cloud.default_project()
+    host, port = args.listen
+
+    async def tick():
+        while True:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(Exception):
+                cloud.advance()
+
+    @app.on_event("startup")
+    async def started():
+        app.state.ticker = asyncio.create_task(tick())
+        write_env(state, host, port, project["_tokens"][0]["token"])
+        (state / "serve.pid").write_text(str(os.getpid()))
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        backend.close()
+        cloud.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (state / "serve.pid").unlink()
+    return 0
+
+
+def down(args) -> int:
+    state = Path(args.state).resolve()
+    pid_file = state / "serve.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text().strip() or 0)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    time.sleep(0.1)
+                    os.kill(pid, 0)
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
+    if (state / "machines").exists():
+        backend = make_backend("nspawn")
+        backend.open(state)
+        backend.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localcloud", description="A local Hetzner Cloud API (and machines).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="serve the API")
+    run.add_argument("--listen", type=_listen, default=("127.0.0.1", 8080), metavar="HOST:PORT")
+    run.add_argument("--state", required=True, metavar="DIR", help="state directory (SQLite, env file)")
+    run.add_argument("--machines", choices=("none", "nspawn"), default="none",
+                     help="what stands behind a server: nothing (API only) or a systemd-nspawn machine (root)")
+    run.add_argument("--action-time", type=float, default=0.5, metavar="SECONDS",
+                     help="how long every action runs (default 0.5)")
+    run.add_argument("--action-times", type=_action_times, default=None, metavar="CMD=S,...",
+                     help="per-command action times, e.g. create_server=10,attach_to_network=2")
+    run.add_argument("--rate-limit", type=int, default=3600, metavar="N",
+                     help="requests per hour per project (default 3600 as on Hetzner; 0 = unlimited)")
+    run.add_argument("--faults", metavar="FILE", help="fault injection settings (JSON), see docs/localcloud.md")
+    run.add_argument("--log-level", default="warning")
+    stop = sub.add_parser("down", help="stop serve and remove every machine and network it made")
+    stop.add_argument("--state", required=True, metavar="DIR")
+    args = parser.parse_args(argv)
+    return serve(args) if args.command == "serve" else down(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

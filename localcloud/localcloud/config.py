@@ -1,0 +1,51 @@
+"""Run-time settings of the local cloud: action times, rate limit (changeable while it runs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import invalid_input
+
+
+@dataclass
+class Settings:
+    action_time: float = 0.5                                   # seconds, any command
+    action_times: dict[str, float] = field(default_factory=dict)  # per command, e.g. create_server=10
+    rate_limit: int = 3600                                     # requests per hour per project; 0 = unlimited
+
+    def duration(self, command: str) -> float:
+        return self.action_times.get(command, self.action_time)
+
+    def update(self, data: dict) -> None:
+        if "action_time" in data:
+            self.action_time = _seconds(data["action_time"], "action_time")
+        if "action_times" in data:
+            if not isinstance(data["action_times"], dict):
+                raise invalid_input("action_times", "must be an object of command: seconds")
+            self.action_times = {
+                str(k): _seconds(v, f"action_times.{k}") for k, v in data["action_times"].items()
+            }
+        if "rate_limit" in data:
+            value = data["rate_limit"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise invalid_input("rate_limit", "must be a whole number of requests per hour, 0 for unlimited")
+            self.rate_limit = value
+
+    def as_dict(self) -> dict:
+        return {"action_time": self.action_time, "action_times": dict(self.action_times), "rate_limit": self.rate_limit}
+
+
+def _seconds(value, field_name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise invalid_input(field_name, "must be a number of seconds, 0 or more")
+    return float(value)
+
+
+def parse_action_times(text: str) -> dict[str, float]:
+    """``create_server=10,attach_to_network=2`` -> {"create_server": 10.0, ...}"""
+    result = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        command, sep, seconds = item.partition("=")
+        if not sep:
+            raise ValueError(f"'{item}' is not COMMAND=SECONDS")
+        result[command.strip()] = float(seconds)
+    return result

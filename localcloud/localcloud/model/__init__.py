@@ -1,0 +1,1 @@
+"""The model layer: every resource rule of the local cloud lives here, once."""

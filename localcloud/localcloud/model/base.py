@@ -1,0 +1,315 @@
+"""The cloud: projects and tokens, resource registry, actions and locks, transactions."""
+from __future__ import annotations
+
+import secrets
+import time
+from concurrent.futures import Future
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import errors
+from ..backends.base import MachineBackend
+from ..config import Settings
+from ..labels import parse_selector, selector_matches, validate_labels
+from ..listing import paginate, sort_items
+from ..store import Store
+
+EFFECTS: dict[str, callable] = {}
+
+
+def effect(name: str):
+    """Register what happens to the resources when an action of this kind completes."""
+    def register(func):
+        EFFECTS[name] = func
+        return func
+    return register
+
+
+def iso(epoch: float | None = None) -> str:
+    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=timezone.utc)
+    return moment.replace(microsecond=0).isoformat()
+
+
+def public(obj: dict) -> dict:
+    """The stored object without its internal (underscore) keys."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+class Cloud:
+    def __init__(self, state_dir: Path, settings: Settings | None = None, backend: MachineBackend | None = None,
+                 faults=None):
+        from ..catalog import CATALOG
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.state_dir / "cloud.sqlite3")
+        self.settings = settings or Settings()
+        self.backend = backend or MachineBackend()
+        self.faults = faults
+        self.catalog = CATALOG
+        self.jobs: dict[int, Future] = {}
+        self.running: set[int] = {a["id"] for a in self.store.all("action") if a["status"] == "running"}
+        self.tokens: dict[str, tuple[int, bool]] = {}
+        for project in self.store.all("project"):
+            for token in project["_tokens"]:
+                self.tokens[token["token"]] = (project["id"], token["readonly"])
+        self._after_commit: set[str] = set()
+        from . import resources          # noqa: F401  (registers every resource type)
+        self.resources = {cls.plural: cls(self) for cls in resources.RESOURCE_TYPES}
+        for model in self.resources.values():
+            setattr(self, model.plural, model)
+
+    # --- transactions
+    @contextmanager
+    def transaction(self):
+        with self.store.transaction():
+            yield
+        hooks, self._after_commit = self._after_commit, set()
+        if "firewalls" in hooks:
+            self.resources["firewalls"].sync_backend()
+
+    def after_commit(self, hook: str) -> None:
+        self._after_commit.add(hook)
+
+    # --- projects and tokens
+    def create_project(self, name: str) -> dict:
+        with self.transaction():
+            project = {
+                "id": self.store.next_id("project", 1),
+                "name": name,
+                "_tokens": [
+                    {"token": secrets.token_hex(32), "readonly": False},
+                    {"token": secrets.token_hex(32), "readonly": True},
+                ],
+                "created": iso(),
+            }
+            self.store.put("project", project)
+        for token in project["_tokens"]:
+            self.tokens[token["token"]] = (project["id"], token["readonly"])
+        return project
+
+    def default_project(self) -> dict:
+        projects = sorted(self.store.all("project"), key=lambda p: p["id"])
+        return projects[0] if projects else self.create_project("default")
+
+    def authenticate(self, token: str | None) -> tuple[int, bool]:
+        if not token or token not in self.tokens:
+            raise errors.unauthorized()
+        return self.tokens[token]
+
+    # --- actions
+    def start_action(self, project: int, command: str, resources: list[tuple[str, int]], *,
+                     effect_name: str | None = None, args: dict | None = None, after: int | None = None,
+                     job: Future | None = None, error_effect: str | None = None,
+                     duration: float | None = None) -> dict:
+        now = time.time()
+        action = {
+            "id": self.store.next_id("action", 10_000_000),
+            "command": command,
+            "status": "running",
+            "progress": 0,
+            "started": iso(now),
+            "finished": None,
+            "resources": [{"id": rid, "type": rtype} for rtype, rid in resources],
+            "error": None,
+            "_project": project,
+            "_duration": self.settings.duration(command) if duration is None else duration,
+            "_after": after,
+            "_effect": effect_name,
+            "_error_effect": error_effect,
+            "_args": args or {},
+            "_fail": bool(self.faults and self.faults.should_fail_action(command)),
+        }
+        action["_due"] = None if after is not None else now + action["_duration"]
+        self.store.put("action", action)
+        self.running.add(action["id"])
+        if job is not None:
+            self.jobs[action["id"]] = job
+        return action
+
+    def action_json(self, action: dict) -> dict:
+        return public(action)
+
+    def locked(self, rtype: str, rid: int) -> bool:
+        for aid in self.running:
+            action = self.store.get("action", aid)
+            first = action["resources"][0] if action["resources"] else None
+            if first and first["type"] == rtype and first["id"] == rid and action["_effect"] != "nothing":
+                return True
+        return False
+
+    def assert_unlocked(self, rtype: str, rid: int, label: str) -> None:
+        if self.locked(rtype, rid):
+            raise errors.locked(label, rid)
+
+    def advance(self) -> None:
+        """Complete every action that is due (and whose machine job is done); apply its effect."""
+        if not self.running:
+            return
+        now = time.time()
+        due = []
+        for aid in sorted(self.running):
+            action = self.store.get("action", aid)
+            if action["_due"] is None or now < action["_due"]:
+                continue
+            job = self.jobs.get(aid)
+            if job is not None and not job.done():
+                continue
+            due.append(action)
+        if not due:
+            return
+        with self.transaction():
+            for action in due:
+                self._finish(action, now)
+
+    def _finish(self, action: dict, now: float) -> None:
+        action = self.store.edit("action", action["id"])
+        job = self.jobs.pop(action["id"], None)
+        error = None
+        if job is not None and job.exception() is not None:
+            error = {"code": "action_failed", "message": f"Action failed: {job.exception()}"}
+        elif action["_fail"]:
+            error = {"code": "action_failed", "message": "Action failed (fault injected by the local cloud)"}
+        action.update(status="error" if error else "success", progress=100, finished=iso(now), error=error)
+        self.running.discard(action["id"])
+        handler = EFFECTS.get(action["_error_effect"] if error else action["_effect"])
+        if handler:
+            handler(self, action, action["_args"])
+        for aid in list(self.running):
+            successor = self.store.get("action", aid)
+            if successor["_after"] == action["id"]:
+                successor = self.store.edit("action", aid)
+                successor["_due"] = now + successor["_duration"]
+                if error:
+                    successor["_fail"] = True
+
+    def actions_for(self, project: int, rtype: str | None = None, rid: int | None = None):
+        for action in self.store.all("action"):
+            if action["_project"] != project:
+                continue
+            if rtype is None or any(
+                r["type"] == rtype and (rid is None or r["id"] == rid) for r in action["resources"]
+            ):
+                yield action
+
+
+class ResourceModel:
+    """Rules shared by every labelled, named, project-scoped resource type."""
+
+    kind = ""            # store kind == action resource type, e.g. "server"
+    plural = ""          # URL segment and list root key, e.g. "servers"
+    label = ""           # human name used in messages, e.g. "Server"
+    sort_fields: tuple[str, ...] = ("id", "name", "created")
+    extra_filters: tuple[str, ...] = ()
+    id_start = 1000
+    has_labels = True
+    has_actions = True
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+        self.store = cloud.store
+
+    # --- lookup
+    def objects(self, project: int):
+        return [obj for obj in self.store.all(self.kind) if obj["_project"] == project]
+
+    def get(self, project: int, oid) -> dict:
+        try:
+            oid = int(oid)
+        except (TypeError, ValueError):
+            raise errors.not_found(self.label, oid) from None
+        obj = self.store.get(self.kind, oid)
+        if obj is None or obj["_project"] != project:
+            raise errors.not_found(self.label, oid)
+        return obj
+
+    def by_name(self, project: int, name: str) -> dict | None:
+        for obj in self.store.all(self.kind):
+            if obj["_project"] == project and obj.get("name") == name:
+                return obj
+        return None
+
+    def resolve(self, project: int, ref, field: str) -> dict:
+        """A reference given as ID (int or numeric string) or name, from a request body."""
+        obj = None
+        if isinstance(ref, bool):
+            obj = None
+        elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            obj = self.store.get(self.kind, int(ref))
+            obj = obj if obj is not None and obj["_project"] == project else None
+        elif isinstance(ref, str):
+            obj = self.by_name(project, ref)
+        if obj is None:
+            raise errors.invalid_input(field, f"{self.label.lower()} '{ref}' does not exist in this project")
+        return obj
+
+    def unique_name(self, project: int, name: str, exclude: int | None = None) -> None:
+        other = self.by_name(project, name)
+        if other is not None and other["id"] != exclude:
+            raise errors.uniqueness("name", f"name '{name}' is already used by {self.label.lower()} {other['id']}")
+
+    # --- rendering and listing
+    def render(self, obj: dict) -> dict:
+        return public(obj)
+
+    def list(self, project: int, query) -> tuple[list[dict], dict]:
+        items = self.objects(project)
+        name = query.get("name")
+        if name is not None:
+            items = [obj for obj in items if obj.get("name") == name]
+        selector = query.get("label_selector")
+        if selector is not None and self.has_labels:
+            requirements = parse_selector(selector)
+            items = [obj for obj in items if selector_matches(requirements, obj.get("labels", {}))]
+        items = self.filter(items, query)
+        items = sort_items(items, query.getlist("sort"), self.sort_fields)
+        page, meta = paginate(items, query.get("page"), query.get("per_page"))
+        return [self.render(obj) for obj in page], meta
+
+    def filter(self, items: list[dict], query) -> list[dict]:
+        return items
+
+    # --- common writes
+    def new(self, project: int, **fields) -> dict:
+        obj = {"id": self.store.next_id(self.kind, self.id_start), "_project": project, "created": iso()}
+        obj.update(fields)
+        return obj
+
+    def update(self, project: int, oid, body: dict) -> dict:
+        obj = self.get(project, oid)
+        changes = {}
+        if body.get("name") is not None:
+            self.validate_name(body["name"])
+            self.unique_name(project, body["name"], exclude=obj["id"])
+            changes["name"] = body["name"]
+        if body.get("labels") is not None:
+            changes["labels"] = validate_labels(body["labels"])
+        changes.update(self.update_extra(project, obj, body))
+        obj = self.store.edit(self.kind, obj["id"])
+        obj.update(changes)
+        self.after_update(obj, changes)
+        return self.render(obj)
+
+    def update_extra(self, project: int, obj: dict, body: dict) -> dict:
+        return {}
+
+    def after_update(self, obj: dict, changes: dict) -> None:
+        pass
+
+    def validate_name(self, name) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise errors.invalid_input("name", "must be a non-empty string")
+        if len(name) > 128:
+            raise errors.invalid_input("name", "is too long: at most 128 characters")
+
+    def check_delete_protection(self, obj: dict) -> None:
+        if obj.get("protection", {}).get("delete"):
+            raise errors.protected(self.label.lower(), obj["id"])
+
+    def change_protection(self, project: int, oid, body: dict) -> dict:
+        obj = self.get(project, oid)
+        if not isinstance(body.get("delete"), bool):
+            raise errors.invalid_input("delete", "must be true or false")
+        obj = self.store.edit(self.kind, obj["id"])
+        obj["protection"]["delete"] = body["delete"]
+        return self.cloud.start_action(project, "change_protection", [(self.kind, obj["id"])], duration=0)

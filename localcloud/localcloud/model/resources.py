@@ -1,0 +1,12 @@
+"""Every resource type of the model, in the order the API lists them."""
+from .firewalls import Firewalls
+from .floating_ips import FloatingIPs
+from .load_balancers import LoadBalancers
+from .networks import Networks
+from .placement_groups import PlacementGroups
+from .primary_ips import PrimaryIPs
+from .servers import Servers
+from .ssh_keys import SSHKeys
+from .volumes import Volumes
+
+RESOURCE_TYPES = (SSHKeys, PlacementGroups, Networks, Firewalls, Servers, PrimaryIPs, FloatingIPs, Volumes, LoadBalancers)

@@ -1,0 +1,96 @@
+"""Start a local cloud in a subprocess for tests and benchmarks: ``with running_cloud(tmp) as cloud: ...``."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningCloud:
+    endpoint: str
+    token: str
+    state: Path
+    process: subprocess.Popen
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"HCLOUD_ENDPOINT": self.endpoint, "HCLOUD_TOKEN": self.token}
+
+    @property
+    def base(self) -> str:
+        return self.endpoint.rsplit("/v1", 1)[0]
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        """Call a /_localcloud control endpoint (faults, stats, config, projects)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base}/_localcloud/{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_cloud(state: Path, *args: str, port: int | None = None) -> RunningCloud:
+    state = Path(state)
+    state.mkdir(parents=True, exist_ok=True)
+    env_file = state / "env"
+    if env_file.exists():
+        env_file.unlink()
+    port = port or free_port()
+    log = open(state / "serve.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localcloud.cli", "serve", "--listen", f"127.0.0.1:{port}", "--state", str(state), *args],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"localcloud exited with {process.returncode}: {(state / 'serve.log').read_text()[-2000:]}")
+        if env_file.exists():
+            values = dict(line.split("=", 1) for line in env_file.read_text().split())
+            try:
+                urllib.request.urlopen(values["HCLOUD_ENDPOINT"].rsplit("/v1", 1)[0] + "/_localcloud/config", timeout=2)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            return RunningCloud(values["HCLOUD_ENDPOINT"], values["HCLOUD_TOKEN"], state, process)
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("localcloud did not start within 60 s")
+
+
+@contextmanager
+def running_cloud(state: Path, *args: str):
+    cloud = start_cloud(state, *args)
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+if __name__ == "__main__":       # pragma: no cover - manual use
+    with running_cloud(Path(os.environ.get("STATE", "/tmp/localcloud"))) as c:
+        print(c.env)
