@@ -1,0 +1,31 @@
+# Copyright: (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Common options of every autoscale.hetzner module that talks to the Hetzner Cloud API.
+    DOCUMENTATION = r"""
+options:
+  api_token:
+    description:
+      - The API token of the Hetzner Cloud project (Read & Write for modules that change things).
+      - If not set, the value of the E(HCLOUD_TOKEN) environment variable is used.
+    required: true
+    type: str
+  api_endpoint:
+    description:
+      - The base URL of the Hetzner Cloud API.
+      - If not set, the value of the E(HCLOUD_ENDPOINT) environment variable is used, then the default.
+      - Point it at the local cloud (C(localcloud serve)) for tests.
+    default: https://api.hetzner.cloud/v1
+    type: str
+    aliases: [endpoint]
+requirements:
+  - hcloud >= 2.0 (the official Hetzner Cloud Python library)
+seealso:
+  - name: Hetzner Cloud API reference
+    description: Complete reference of the API these modules call.
+    link: https://docs.hetzner.cloud
+"""

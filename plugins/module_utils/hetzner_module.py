@@ -1,0 +1,121 @@
+# Copyright: (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Ansible glue shared by every per-resource module and every _info module.
+
+A resource module is: its argument_spec + ``run_resource_module(kind, spec)``.  The flow is
+the same for all: look the resource up by name, gather the Context, plan (pure), fail on
+validation errors before changing anything, return the planned object in check mode, else run
+the plan and return the resulting object, ``diff`` and the executed ``plan``.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from .api import HetznerApi, HetznerError, build_client, DEFAULT_ENDPOINT
+from .reconcile import CONTEXT_NEEDS, Resolver, gather_context, run_plan
+from .planners import plan as make_plan, planned_object, represent
+
+
+def common_argument_spec() -> dict:
+    return {
+        "api_token": {"type": "str", "required": True, "no_log": True,
+                      "fallback": (env_fallback, ["HCLOUD_TOKEN"])},
+        "api_endpoint": {"type": "str", "default": DEFAULT_ENDPOINT, "aliases": ["endpoint"],
+                         "fallback": (env_fallback, ["HCLOUD_ENDPOINT"])},
+    }
+
+
+def api_from_module(module: AnsibleModule) -> HetznerApi:
+    try:
+        return HetznerApi(build_client(module.params["api_token"], module.params["api_endpoint"]))
+    except HetznerError as exc:
+        module.fail_json(msg=str(exc), failure=exc.failure())
+    return None  # not reached
+
+
+def fail(module: AnsibleModule, exc: HetznerError, **extra):
+    module.fail_json(msg=str(exc), failure=exc.failure(), **extra)
+
+
+def result_key(kind: str) -> str:
+    return "hcloud_%s" % kind
+
+
+def desired_from_params(params: dict, spec: dict) -> dict:
+    return {key: params.get(key) for key in spec}
+
+
+def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclusive=None,
+                        images_option: str | None = None, supports_check_mode: bool = True) -> None:
+    argument_spec = common_argument_spec()
+    argument_spec.update(spec)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode,
+                           required_if=required_if or [], mutually_exclusive=mutually_exclusive or [])
+    api = api_from_module(module)
+    desired = desired_from_params(module.params, spec)
+    try:
+        actual = api.find(kind, desired["name"])
+        images = [desired.get(images_option)] if images_option else None
+        ctx = gather_context(api, CONTEXT_NEEDS[kind], images=images)
+        if actual is not None:
+            ctx.add(kind, actual)
+        plan = make_plan(kind, desired, actual, ctx)
+    except HetznerError as exc:
+        fail(module, exc)
+        return
+    for warning in plan.warnings:
+        module.warn(warning)
+    result = {"changed": plan.changed, "diff": plan.diff, "plan": plan.to_dict()}
+    if plan.errors:
+        module.fail_json(msg="%s %r: nothing was changed because the request is invalid: %s" % (
+            kind, desired["name"], " | ".join(plan.errors)), errors=plan.errors, **result)
+    if module.check_mode or not plan.changed:
+        if not plan.changed and actual is not None:
+            result[result_key(kind)] = represent(kind, actual, ctx)
+        else:
+            result[result_key(kind)] = planned_object(plan)
+        module.exit_json(**result)
+    try:
+        resolver = Resolver(api, ctx)
+        obj = run_plan(api, plan, resolver)
+        if obj is not None and kind == "server":
+            ctx.objects["firewall"] = api.list("firewall")  # refresh who applies what
+        result[result_key(kind)] = represent(kind, obj, ctx) if obj is not None else None
+    except HetznerError as exc:
+        fail(module, exc, plan=plan.to_dict())
+        return
+    module.exit_json(**result)
+
+
+def info_argument_spec() -> dict:
+    spec = common_argument_spec()
+    spec.update({
+        "id": {"type": "int"},
+        "name": {"type": "str"},
+        "label_selector": {"type": "str"},
+    })
+    return spec
+
+
+def run_info_module(kind: str) -> None:
+    module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
+    api = api_from_module(module)
+    params = module.params
+    try:
+        if params["id"] is not None:
+            obj = api.get(kind, params["id"])
+            objects = [obj] if obj else []
+        else:
+            objects = api.list(kind, name=params["name"], label_selector=params["label_selector"])
+        ctx = gather_context(api, CONTEXT_NEEDS[kind])
+        if kind == "server":
+            ctx.objects["firewall"] = api.list("firewall")
+        for obj in objects:
+            ctx.add(kind, obj)
+        info = [represent(kind, obj, ctx) for obj in objects]
+    except HetznerError as exc:
+        fail(module, exc)
+        return
+    module.exit_json(changed=False, **{"%s_info" % result_key(kind): info})

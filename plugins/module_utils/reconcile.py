@@ -1,0 +1,338 @@
+# Copyright: (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Plans and their execution: the data structures shared by every resource type.
+
+Planning is pure: ``plan_<kind>(desired, actual, ctx)`` (see planners.py) reads only its
+arguments and returns a :class:`Plan`.  Executing a plan is separate: :func:`start_phase`
+issues the requests of one phase and returns the started actions *without waiting*, so a
+caller that converges many resources (the stack module) can start phase N of every plan and
+wait for all their actions in one batched poll.  :func:`run_plan` does that for one plan.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .api import HetznerError, RESOURCE_PATHS, actions_of
+
+
+class Ref:
+    """A reference to a resource by name whose id is only known at execution time
+    (because it is created in the same run)."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, kind: str, name: str):
+        self.kind = kind
+        self.name = name
+
+    def __eq__(self, other):
+        return isinstance(other, Ref) and (self.kind, self.name) == (other.kind, other.name)
+
+    def __hash__(self):
+        return hash((self.kind, self.name))
+
+    def __repr__(self):
+        return "<%s:%s>" % (self.kind, self.name)
+
+
+def jsonable(value: Any) -> Any:
+    """Replace Refs by their printable form (for check mode output and diffs)."""
+    if isinstance(value, Ref):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+class Step:
+    """One request: create, update (one PUT with all changed fields), action, or delete.
+
+    ``target`` is the id of an existing resource or a Ref for one created in this run.
+    """
+
+    __slots__ = ("op", "kind", "target", "command", "body")
+
+    def __init__(self, op: str, kind: str, target, command: str | None = None, body: dict | None = None):
+        assert op in ("create", "update", "action", "delete")
+        self.op = op
+        self.kind = kind
+        self.target = target
+        self.command = command
+        self.body = body
+
+    def to_dict(self) -> dict:
+        result = {"op": self.op, "kind": self.kind, "target": jsonable(self.target)}
+        if self.command:
+            result["command"] = self.command
+        if self.body is not None:
+            result["body"] = jsonable(self.body)
+        return result
+
+    def __repr__(self):
+        return "Step(%r)" % self.to_dict()
+
+
+class Plan:
+    """What it takes to get one resource from its actual to its desired state.
+
+    phases: list of lists of Steps. Steps of one phase may run concurrently; a phase starts
+            only when every action of the previous phase has finished (actions lock their
+            resource, so two actions on the same resource are never in one phase).
+    diff:   {"before": normalised actual or {}, "after": normalised desired or {}}
+    after:  the planned object in normalised form (None for a deletion)
+    errors: validation failures; a plan with errors must not be executed
+    warnings: advice that does not block (e.g. SSH open to the world)
+    """
+
+    def __init__(self, kind: str, name: str, actual_id: int | None = None):
+        self.kind = kind
+        self.name = name
+        self.actual_id = actual_id
+        self.operation = "none"  # create | update | delete | none
+        self.phases: list[list[Step]] = []
+        self.before: dict | None = None
+        self.after: dict | None = None
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    @property
+    def target(self):
+        return self.actual_id if self.actual_id is not None else Ref(self.kind, self.name)
+
+    @property
+    def changed(self) -> bool:
+        return any(self.phases)
+
+    @property
+    def diff(self) -> dict:
+        return {"before": jsonable(self.before or {}), "after": jsonable(self.after or {})}
+
+    def add(self, *steps: Step, same_phase: bool = False) -> None:
+        """Append steps; each call opens a new phase unless same_phase is set."""
+        steps = [s for s in steps if s is not None]
+        if not steps:
+            return
+        if same_phase and self.phases:
+            self.phases[-1].extend(steps)
+        else:
+            self.phases.append(list(steps))
+
+    def steps(self) -> list[Step]:
+        return [step for phase in self.phases for step in phase]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "operation": self.operation,
+                "phases": [[s.to_dict() for s in phase] for phase in self.phases],
+                "errors": list(self.errors), "warnings": list(self.warnings)}
+
+
+class Context:
+    """Pure data the planners read: existing objects by kind, plus names that will exist
+    because they are created in the same run (``pending``).  Gathered before planning by
+    :func:`gather_context`."""
+
+    def __init__(self, objects: dict[str, list[dict]] | None = None, pending: set | None = None):
+        self.objects: dict[str, list[dict]] = {k: list(v) for k, v in (objects or {}).items()}
+        self.pending: set = set(pending or ())  # {(kind, name)}
+
+    def add(self, kind: str, obj: dict) -> None:
+        items = self.objects.setdefault(kind, [])
+        items[:] = [o for o in items if o.get("id") != obj.get("id")]
+        items.append(obj)
+
+    def all(self, kind: str) -> list[dict]:
+        return self.objects.get(kind, [])
+
+    def by_name(self, kind: str, name) -> dict | None:
+        for obj in self.objects.get(kind, []):
+            if obj.get("name") == name:
+                return obj
+        return None
+
+    def by_id(self, kind: str, ident) -> dict | None:
+        for obj in self.objects.get(kind, []):
+            if obj.get("id") == ident:
+                return obj
+        return None
+
+    def lookup(self, kind: str, value) -> dict | None:
+        """By name, else by id when the value is an int or a numeric string."""
+        if value is None:
+            return None
+        obj = self.by_name(kind, value) if isinstance(value, str) else None
+        if obj is None and (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+            obj = self.by_id(kind, int(value))
+        return obj
+
+    def name_of(self, kind: str, ident) -> Any:
+        """Name for an id (falls back to the id itself when the object is unknown)."""
+        if isinstance(ident, dict):
+            ident = ident.get("id")
+        obj = self.by_id(kind, ident)
+        return obj.get("name") if obj and obj.get("name") else ident
+
+    def canonical_name(self, kind: str, value) -> Any:
+        """What the user wrote (name or id) -> the name used in normalised forms."""
+        obj = self.lookup(kind, value)
+        if obj is not None and obj.get("name"):
+            return obj["name"]
+        return value
+
+    def reference(self, kind: str, value, option: str, errors: list[str]):
+        """Resolve a reference for a request body: the id of an existing object, a Ref for a
+        pending one, else None with an error naming the option."""
+        obj = self.lookup(kind, value)
+        if obj is not None:
+            return obj["id"]
+        if (kind, value) in self.pending:
+            return Ref(kind, value)
+        errors.append("%s: %s %r does not exist; create it first or fix the name" % (option, kind, value))
+        return None
+
+
+class Resolver:
+    """Execution-time id lookup. Knows the objects created during the run."""
+
+    def __init__(self, api, ctx: Context | None = None):
+        self.api = api
+        self.ctx = ctx or Context()
+
+    def record(self, kind: str, obj: dict) -> None:
+        self.ctx.add(kind, obj)
+
+    def id_of(self, ref) -> int:
+        if not isinstance(ref, Ref):
+            return ref
+        obj = self.ctx.by_name(ref.kind, ref.name)
+        if obj is None:
+            obj = self.api.find(ref.kind, ref.name)
+            if obj is not None:
+                self.record(ref.kind, obj)
+        if obj is None:
+            raise HetznerError("%s %r does not exist (it should have been created earlier in this run)"
+                               % (ref.kind, ref.name))
+        return obj["id"]
+
+    def resolve(self, value):
+        if isinstance(value, Ref):
+            return self.id_of(value)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+def execute_step(api, step: Step, resolver: Resolver) -> list[dict]:
+    """Issue one request; returns the actions it started (not waited for)."""
+    body = resolver.resolve(step.body) if step.body is not None else None
+    if step.op == "create":
+        data = api.create(step.kind, body)
+        obj = data.get(step.kind)
+        if obj is not None:
+            resolver.record(step.kind, obj)
+        return actions_of(data)
+    ident = resolver.id_of(step.target)
+    if step.op == "update":
+        data = api.update(step.kind, ident, body)
+        if data.get(step.kind):
+            resolver.record(step.kind, data[step.kind])
+        return []
+    if step.op == "delete":
+        data = api.delete(step.kind, ident)
+        return actions_of(data or {})
+    return api.action(step.kind, ident, step.command, body)
+
+
+def start_phase(api, plan: Plan, index: int, resolver: Resolver) -> list[dict]:
+    """Start every step of phase ``index`` of ``plan``; return the running actions."""
+    if plan.errors:
+        raise HetznerError("refusing to execute a plan with errors: " + "; ".join(plan.errors))
+    actions: list[dict] = []
+    for step in plan.phases[index]:
+        actions.extend(execute_step(api, step, resolver))
+    return actions
+
+
+def run_plan(api, plan: Plan, resolver: Resolver, timeout: float = 900.0) -> dict | None:
+    """Execute a whole plan (phase by phase, waiting for each phase's actions together)
+    and return the resulting API object (None after a deletion)."""
+    for index in range(len(plan.phases)):
+        actions = start_phase(api, plan, index, resolver)
+        if actions:
+            api.wait(actions, timeout=timeout)
+    return fetch_result(api, plan, resolver)
+
+
+def fetch_result(api, plan: Plan, resolver: Resolver) -> dict | None:
+    if plan.operation == "delete":
+        return None
+    try:
+        ident = resolver.id_of(plan.target)
+    except HetznerError:
+        return None
+    obj = api.get(plan.kind, ident)
+    if obj is not None:
+        resolver.record(plan.kind, obj)
+    return obj
+
+
+# Which kinds each planner needs in its Context (besides its own kind).
+CONTEXT_NEEDS = {
+    "ssh_key": [],
+    "placement_group": [],
+    "network": ["location"],
+    "firewall": ["server"],
+    "server": ["server_type", "location", "network", "firewall", "placement_group", "ssh_key", "server"],
+    "volume": ["location", "server"],
+    "floating_ip": ["location", "server"],
+    "load_balancer": ["load_balancer_type", "location", "network", "server"],
+}
+
+
+def gather_context(api, kinds, images: list[str] | None = None, ctx: Context | None = None) -> Context:
+    """List every kind in ``kinds`` (all pages) into a Context; images only by the given names
+    (there are many images; the planners need just the ones referenced)."""
+    ctx = ctx or Context()
+    for kind in kinds:
+        if kind not in ctx.objects:
+            ctx.objects[kind] = api.list(kind)
+    for name in images or []:
+        if name is None or ctx.lookup("image", name):
+            continue
+        found = api.list("image", name=name, include_deprecated="true") if not str(name).isdigit() else []
+        if not found and str(name).isdigit():
+            obj = api.get("image", int(name))
+            found = [obj] if obj else []
+        for obj in found:
+            ctx.add("image", obj)
+        ctx.objects.setdefault("image", [])
+    return ctx
+
+
+def deep_merge(base, overlay):
+    """Overlay specified (non-None) values onto base; dicts merge recursively, lists replace."""
+    if not isinstance(base, dict) or not isinstance(overlay, dict):
+        return copy.deepcopy(overlay) if overlay is not None else copy.deepcopy(base)
+    result = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def changed_keys(before: dict, after: dict) -> list[str]:
+    return [k for k in after if before.get(k) != after.get(k)]
+
+
+def collection_path(kind: str) -> str:
+    return RESOURCE_PATHS[kind]
