@@ -44,13 +44,22 @@ help:
 venv:
 	@bash scripts/bootstrap.sh
 
-# Order matters when run without -j: cheap checks first.
+# Every step runs even when an earlier one fails (CI then reports all failures
+# at once); a summary with the time of each step comes last and the exit status
+# is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
+TEST_STEPS := lint sanity test-unit test-localcloud test-integration
+FAIL_FAST ?=
+
 test: venv
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory sanity
-	@$(MAKE) --no-print-directory test-unit
-	@$(MAKE) --no-print-directory test-localcloud
-	@$(MAKE) --no-print-directory test-integration
+	@failed=(); summary=(); \
+	for step in $(TEST_STEPS); do \
+	    echo "=== make $$step"; start=$$SECONDS; \
+	    if $(MAKE) --no-print-directory $$step; then result=ok; else result=FAILED; failed+=("$$step"); fi; \
+	    summary+=("$$(printf '%-18s %-6s %4ds' "$$step" "$$result" $$((SECONDS - start)))"); \
+	    if [ -n "$(FAIL_FAST)" ] && [ $$result = FAILED ]; then break; fi; \
+	done; \
+	echo "=== make test summary"; printf '  %s\n' "$${summary[@]}"; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED: $${failed[*]}"; exit 1; fi
 
 lint: venv
 	@bash scripts/lint.sh

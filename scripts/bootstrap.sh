@@ -49,7 +49,31 @@ inputs_hash=$(
     } | sha256sum | cut -d' ' -f1
 )
 
+# The collection itself, importable as ansible_collections.autoscale.hetzner by
+# the venv's Python and found by ansible/ansible-playbook from .venv without any
+# ANSIBLE_COLLECTIONS_PATH: a symlink to the repo root next to the collections the
+# `ansible` package brings (ansible scans sys.path for ansible_collections/).
+#
+# Also a plain path entry for the localcloud sources: setuptools' editable
+# install is an import hook that runs after the normal path finder, so with the
+# repo root as cwd (`python -m pytest`) the localcloud/ project directory would
+# win as an empty namespace package. A real package on sys.path beats that.
+link_collection() {
+    local site link
+    for site in "$VENV"/lib/python3*/site-packages; do
+        if [ "$(cat "$site/localcloud-src.pth" 2>/dev/null)" != "$PWD/localcloud" ]; then
+            echo "$PWD/localcloud" >"$site/localcloud-src.pth"
+        fi
+        link="$site/ansible_collections/autoscale/hetzner"
+        if [ "$(readlink "$link" 2>/dev/null)" != "$PWD" ]; then
+            mkdir -p "$(dirname "$link")"
+            ln -sfn "$PWD" "$link"
+        fi
+    done
+}
+
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$inputs_hash" ]; then
+    link_collection
     exit 0
 fi
 
@@ -69,5 +93,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # Fail here, not in some test, if the pins are inconsistent.
 "$VENV/bin/python" -m pip check >&2
 
+link_collection
 echo "$inputs_hash" >"$STAMP"
 log "done"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make lint`: yamllint on the YAML files git knows (see .yamllint), then
-# ansible-lint --profile production on playbooks/ and roles/ when they hold
-# anything (ansible-lint is configured in .ansible-lint: offline, no Galaxy).
+# ansible-lint --profile production on the collection metadata (galaxy.yml,
+# meta/runtime.yml) and on playbooks/ and roles/ when they hold YAML files
+# (ansible-lint is configured in .ansible-lint: offline, no Galaxy server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH"
+case ":$PATH:" in *":$PWD/.venv/bin:"*) ;; *) export PATH="$PWD/.venv/bin:$PATH" ;; esac
 
 mapfile -t yaml_files < <(git ls-files --cached --others --exclude-standard -- '*.yml' '*.yaml' '.yamllint' '.ansible-lint' \
     | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done)
@@ -13,15 +14,11 @@ if ((${#yaml_files[@]})); then
     yamllint --strict "${yaml_files[@]}"
 fi
 
-targets=()
+targets=(galaxy.yml meta/runtime.yml)
 for d in playbooks roles; do
     if [ -d "$d" ] && [ -n "$(find "$d" -type f \( -name '*.yml' -o -name '*.yaml' \) -print -quit)" ]; then
         targets+=("$d")
     fi
 done
-if ((${#targets[@]})); then
-    echo "ansible-lint --profile production ${targets[*]}"
-    ansible-lint --profile production "${targets[@]}"
-else
-    echo "ansible-lint: no playbooks or roles yet, skipped"
-fi
+echo "ansible-lint --profile production ${targets[*]}"
+ansible-lint --profile production "${targets[@]}"
