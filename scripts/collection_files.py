@@ -29,14 +29,35 @@ def ignored(path, patterns):
     return any(fnmatch.fnmatch(c, p) for c in candidates for p in patterns)
 
 
+# Used only without git (e.g. an exported tarball): what .gitignore would drop.
+NOT_SOURCE_DIRS = {".git", "__pycache__", ".venv", "build", ".pytest_cache", ".cache", ".state", "output"}
+
+
+def known_files():
+    """Tracked plus untracked-but-not-ignored files; every file if this is no git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ).stdout.decode()
+        return {p for p in out.split("\0") if p}
+    except (OSError, subprocess.CalledProcessError) as exc:
+        if os.path.isdir(os.path.join(ROOT, ".git")):
+            raise SystemExit(f"git ls-files failed in {ROOT}: {getattr(exc, 'stderr', b'').decode().strip() or exc}")
+    files = set()
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d not in NOT_SOURCE_DIRS]
+        rel = os.path.relpath(dirpath, ROOT)
+        for name in filenames:
+            if not name.endswith((".pyc", ".egg-info")):
+                files.add(os.path.normpath(os.path.join(rel, name)))
+    return files
+
+
 def main():
     with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as f:
         patterns = yaml.safe_load(f).get("build_ignore") or []
-    out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, stdout=subprocess.PIPE,
-    ).stdout.decode()
-    files = sorted({p for p in out.split("\0") if p})
+    files = sorted(known_files())
     for path in files:
         # skip tracked files deleted in the work tree, and ignored paths
         if os.path.lexists(os.path.join(ROOT, path)) and not ignored(path, patterns):

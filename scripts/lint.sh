@@ -7,8 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case ":$PATH:" in *":$PWD/.venv/bin:"*) ;; *) export PATH="$PWD/.venv/bin:$PATH" ;; esac
 
-mapfile -t yaml_files < <(git ls-files --cached --others --exclude-standard -- '*.yml' '*.yaml' '.yamllint' '.ansible-lint' \
-    | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done)
+list_yaml() {
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git ls-files --cached --others --exclude-standard -- '*.yml' '*.yaml' '.yamllint' '.ansible-lint'
+    else  # no git checkout (e.g. an exported tree): every YAML file outside generated dirs
+        find . \( -name .git -o -name .venv -o -name build -o -name output -o -name .cache -o -name .state \) -prune \
+            -o -type f \( -name '*.yml' -o -name '*.yaml' -o -name .yamllint -o -name .ansible-lint \) -print | sed 's|^\./||'
+    fi
+}
+mapfile -t yaml_files < <(list_yaml | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done)
 if ((${#yaml_files[@]})); then
     echo "yamllint: ${#yaml_files[@]} files"
     yamllint --strict "${yaml_files[@]}"
