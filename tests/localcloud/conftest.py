@@ -82,7 +82,7 @@ class Project:
 
     def client(self, **kw):
         from hcloud import Client
-        return Client(token=self.token, endpoint=self.endpoint, poll_interval=0.05, **kw)
+        return Client(token=self.token, api_endpoint=self.endpoint, poll_interval=0.05, **kw)
 
 
 def new_project(cloud: RunningCloud, name: str = "test") -> Project:
@@ -107,3 +107,16 @@ def spec() -> dict:
     if not SPEC_PATH.exists():
         pytest.skip(f"{SPEC_PATH} not available")
     return json.loads(SPEC_PATH.read_text())
+
+
+def ssh_public_key(seed: int | str, comment: str = "test") -> str:
+    """A well-formed ed25519 public key line, distinct per seed (no ssh-keygen needed)."""
+    import base64
+    import hashlib
+    import struct
+
+    def part(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    blob = part(b"ssh-ed25519") + part(hashlib.sha256(str(seed).encode()).digest())
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"
