@@ -1,0 +1,250 @@
+"""Host helpers for the nspawn backend: commands, packages, state file, process checks."""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("localcloud.nspawn")
+
+# Debian packages the backend needs on the host, by the command that proves they are there.
+HOST_PACKAGES = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "apt-cacher-ng": "apt-cacher-ng",
+    "start-stop-daemon": "dpkg",
+    "nsenter": "util-linux",
+    "ssh-keygen": "openssh-client",
+}
+SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+class BackendError(RuntimeError):
+    """A clear, user-facing failure of the machine backend."""
+
+
+class CommandError(BackendError):
+    def __init__(self, argv, returncode, output):
+        self.argv, self.returncode, self.output = list(argv), returncode, output
+        tail = output.strip()[-1500:]
+        super().__init__(f"command failed ({returncode}): {' '.join(map(str, argv))}\n{tail}")
+
+
+def which(cmd: str) -> str | None:
+    found = shutil.which(cmd)
+    if found:
+        return found
+    for d in SBIN:
+        if os.access(f"{d}/{cmd}", os.X_OK):
+            return f"{d}/{cmd}"
+    return None
+
+
+def run(argv, *, check=True, input=None, env=None, timeout=None, cwd=None) -> str:
+    """Run a command, return its combined output; raise CommandError on failure (if check)."""
+    full_env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([str(a) for a in argv], input=input, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=full_env, timeout=timeout,
+                          cwd=cwd)
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stdout)
+    return proc.stdout
+
+
+def require_root_linux() -> None:
+    if not sys.platform.startswith("linux"):
+        raise BackendError("--machines nspawn needs Linux (systemd-nspawn, network namespaces, "
+                           "overlayfs, nftables)")
+    if os.geteuid() != 0:
+        raise BackendError("--machines nspawn must run as root: it creates network namespaces, "
+                           "bridges, overlay mounts and nftables tables (run it with sudo, or "
+                           "use --machines none)")
+
+
+_pkg_lock = threading.Lock()
+
+
+def ensure_host_packages() -> None:
+    """apt-get install whatever of HOST_PACKAGES is missing (only if missing)."""
+    with _pkg_lock:
+        missing = sorted({pkg for cmd, pkg in HOST_PACKAGES.items() if not which(cmd)})
+        if not missing:
+            return
+        if not which("apt-get"):
+            raise BackendError(f"missing host packages {missing} and no apt-get to install them")
+        log.info("installing host packages: %s", " ".join(missing))
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+        last = None
+        for attempt in range(3):
+            try:
+                if attempt:
+                    run(["apt-get", "update", "-q"], env=env, check=False, timeout=600)
+                run(argv, env=env, timeout=900)
+                break
+            except CommandError as exc:
+                last = exc
+                time.sleep(2 * attempt)
+        else:
+            raise BackendError(f"could not install host packages {missing}: {last}")
+        still = sorted({pkg for cmd, pkg in HOST_PACKAGES.items() if not which(cmd)})
+        if still:
+            raise BackendError(f"host packages still missing after apt-get install: {still}")
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def pid_cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [p.decode(errors="replace") for p in f.read().split(b"\0") if p]
+    except OSError:
+        return []
+
+
+def pid_matches(pid: int | None, *needles: str) -> bool:
+    """True when pid is alive and its command line contains every needle (guards against pid reuse)."""
+    if not pid_alive(pid):
+        return False
+    cmd = " ".join(pid_cmdline(pid))
+    return all(n in cmd for n in needles)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".lc-tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+class StateFile:
+    """Everything the backend created on the host, so a later `down` can remove it after kill -9."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.RLock()
+        self.data: dict = {"version": 1, "owner_pid": os.getpid(), "bridges": [], "routes": [],
+                           "nft_tables": [], "acng_pid": None, "machines": {}}
+
+    @staticmethod
+    def load(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def save(self) -> None:
+        with self.lock:
+            write_file(self.path, json.dumps(self.data, indent=1, sort_keys=True), 0o600)
+
+    def add(self, key: str, value) -> None:
+        with self.lock:
+            if value not in self.data[key]:
+                self.data[key].append(value)
+            self.save()
+
+    def remove(self, key: str, value) -> None:
+        with self.lock:
+            if value in self.data[key]:
+                self.data[key].remove(value)
+            self.save()
+
+    def set_machine(self, server_id: int, info: dict | None) -> None:
+        with self.lock:
+            if info is None:
+                self.data["machines"].pop(str(server_id), None)
+            else:
+                self.data["machines"][str(server_id)] = info
+            self.save()
+
+
+class HostLock:
+    """One nspawn local cloud per host: the bridge, the 198.18.0.0/15 range and the tables are global."""
+
+    def __init__(self, path: Path = Path("/run/localcloud/nspawn.lock")):
+        self.path = path
+        self.fd: int | None = None
+        self.previous_state_dir: str | None = None
+
+    def acquire(self, state_dir: Path) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 4096).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            raise BackendError("another local cloud with --machines nspawn is running on this "
+                               f"host ({holder or 'unknown'}); stop it first (localcloud down)")
+        previous = os.read(fd, 4096).decode(errors="replace").split()
+        self.previous_state_dir = previous[3] if len(previous) >= 4 else None
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"pid {os.getpid()} state {state_dir}".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, 0)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+def mounts_under(path) -> list[str]:
+    prefix = os.path.realpath(str(path)).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            mnt = line.split()[1].replace("\\040", " ")
+            if (mnt + "/").startswith(prefix):
+                found.append(mnt)
+    return sorted(found, key=len, reverse=True)
+
+
+def safe_rmtree(path) -> None:
+    """rm -rf that never descends into a mount (a bind of /dev, a machine's overlay root...)."""
+    if not os.path.lexists(str(path)):
+        return
+    for mnt in mounts_under(path):
+        run(["umount", mnt], check=False)
+        if os.path.ismount(mnt):
+            run(["umount", "-l", mnt], check=False)
+    left = mounts_under(path)
+    if left:
+        raise BackendError(f"refusing to delete {path}: still mounted: {left}")
+    shutil.rmtree(path, ignore_errors=True)
