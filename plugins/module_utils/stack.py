@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .api import HetznerApi, HetznerError
-from .reconcile import Context, Resolver, jsonable, start_phase
+from .reconcile import Context, Resolver, execute_step, jsonable
 from . import planners
 from . import validation as v
 
@@ -40,6 +40,12 @@ LEVELS = [
     ["volume", "load_balancer", "floating_ip"],
 ]
 KINDS = [kind for level in LEVELS for kind in level]
+# Kinds whose resources have actions (GET /<kinds>/{id}/actions).
+KINDS_WITH_ACTIONS = {"server", "network", "firewall", "volume", "load_balancer", "floating_ip"}
+# Answers to a retried request whose first attempt was applied but whose answer was lost (502
+# after the fact): the wanted state is there already.
+ALREADY_DONE = {"server_already_attached", "firewall_already_applied", "target_already_defined",
+                "volume_already_attached", "load_balancer_already_attached"}
 LIST_PATHS = {
     "ssh_key": "ssh_keys", "network": "networks", "firewall": "firewalls", "placement_group": "placement_groups",
     "server": "servers", "volume": "volumes", "load_balancer": "load_balancers", "floating_ip": "floating_ips",
@@ -319,6 +325,11 @@ def validate_stack(stack_name, desired, ctx, errors):
     """Checks across resources that no single planner can see (the planners check the rest)."""
     for kind in KINDS:
         v.check_duplicate_names(desired[kind], kind, errors)
+    for spec in desired["ssh_key"]:
+        parts = (spec.get("public_key") or "").split()
+        if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+            errors.append("ssh key %r: public_key is not one OpenSSH public key line ('ssh-ed25519 AAAA... comment'); "
+                          "got %r" % (spec["name"], (spec.get("public_key") or "")[:40]))
     # fixed private IPs: unique across the declaration, inside a subnet of the right zone, even
     # when the network itself is only created in this run
     networks = {spec["name"]: spec for spec in desired["network"]}
@@ -479,12 +490,51 @@ def render_plan(stack_name, entries):
 
 # --------------------------------------------------------------------------- applying
 
-def _run_phase_group(api, work, resolver, parallel):
+def running_actions(api, kind, ident):
+    if kind not in KINDS_WITH_ACTIONS:
+        return []
+    data = api.request("GET", "/%s/%s/actions" % (LIST_PATHS[kind], ident), params={"status": "running"})
+    return data.get("actions") or []
+
+
+def execute_step_tolerant(api, step, resolver, stack_name):
+    """reconcile.execute_step, plus the answers that mean "already done" after a lost response.
+
+    * create -> uniqueness_error: the first POST went through (answer lost, client retried). If
+      the object carries this stack's labels it is ours: adopt it and wait for its running actions.
+    * delete -> not_found: already gone.
+    * attach/apply -> *_already_*: already attached.
+    """
+    try:
+        return execute_step(api, step, resolver)
+    except HetznerError as exc:
+        if step.op == "create" and exc.code == "uniqueness_error" and step.body and step.body.get("name"):
+            obj = api.find(step.kind, step.body["name"])
+            if obj is not None and owned_by(obj, stack_name):
+                resolver.record(step.kind, obj)
+                return running_actions(api, step.kind, obj["id"])
+        if step.op == "delete" and exc.code == "not_found":
+            return []
+        if step.op == "action" and exc.code in ALREADY_DONE:
+            return []
+        raise
+
+
+def start_phase_tolerant(api, plan, index, resolver, stack_name):
+    if plan.errors:
+        raise HetznerError("refusing to execute a plan with errors: " + "; ".join(plan.errors))
+    actions = []
+    for step in plan.phases[index]:
+        actions.extend(execute_step_tolerant(api, step, resolver, stack_name))
+    return actions
+
+
+def _run_phase_group(api, work, resolver, parallel, stack_name):
     """Start one phase of many plans concurrently; return all the actions they started."""
     actions = []
     errors = []
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(start_phase, api, plan, index, resolver) for plan, index in work]
+        futures = [pool.submit(start_phase_tolerant, api, plan, index, resolver, stack_name) for plan, index in work]
         for future in futures:
             try:
                 actions.extend(future.result())
@@ -493,7 +543,7 @@ def _run_phase_group(api, work, resolver, parallel):
     return actions, errors
 
 
-def apply_plans(api, plans, resolver, parallel=10, timeout=1800.0):
+def apply_plans(api, plans, resolver, parallel=10, timeout=1800.0, stack_name=None):
     """Run plans in lock step: phase N of every plan starts together, then one batched wait.
 
     Errors of one resource do not stop the others of the same phase (their requests are already
@@ -503,7 +553,7 @@ def apply_plans(api, plans, resolver, parallel=10, timeout=1800.0):
     depth = max([len(plan.phases) for plan in plans] or [0])
     for index in range(depth):
         work = [(plan, index) for plan in plans if index < len(plan.phases)]
-        actions, errors = _run_phase_group(api, work, resolver, parallel)
+        actions, errors = _run_phase_group(api, work, resolver, parallel, stack_name)
         if actions:
             try:
                 api.wait(actions, timeout=timeout)
@@ -523,7 +573,7 @@ def apply_stack(api, stack_plan, ctx, parallel=10, timeout=1800.0, reread=None):
     for level in LEVELS:
         plans = [p for p in stack_plan.plans if p.kind in level and p.changed]
         if plans:
-            apply_plans(api, plans, resolver, parallel, timeout)
+            apply_plans(api, plans, resolver, parallel, timeout, stack_plan.name)
     deleted_kinds = set()
     for level in reversed(LEVELS):
         plans = [p for p in stack_plan.deletions if p.kind in level and p.changed]
@@ -537,7 +587,7 @@ def apply_stack(api, stack_plan, ctx, parallel=10, timeout=1800.0, reread=None):
                 if obj is not None:
                     replanned.append(planners.plan(plan.kind, {"name": plan.name, "state": "absent"}, obj, fresh))
             plans = [p for p in replanned if p.changed]
-        apply_plans(api, plans, resolver, parallel, timeout)
+        apply_plans(api, plans, resolver, parallel, timeout, stack_plan.name)
         deleted_kinds.update(level)
 
 

@@ -460,13 +460,10 @@ failure:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.autoscale.hetzner.plugins.module_utils.api import (
-    DEFAULT_ENDPOINT,
-    HetznerError,
-    build_client,
-)
+from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerError, build_client
+from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import common_argument_spec
 from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
     KINDS,
     apply_stack,
@@ -490,10 +487,8 @@ def _list_of(**suboptions):
 
 
 def argument_spec():
-    return dict(
-        api_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["HCLOUD_TOKEN"])),
-        api_endpoint=dict(type="str", default=DEFAULT_ENDPOINT, aliases=["endpoint"],
-                          fallback=(env_fallback, ["HCLOUD_ENDPOINT"])),
+    spec = common_argument_spec()
+    spec.update(
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         prune=dict(type="bool", default=False),
@@ -538,6 +533,7 @@ def argument_spec():
         parallelism=dict(type="int", default=10),
         timeout=dict(type="int", default=1800),
     )
+    return spec
 
 
 def check_server_entries(params):
