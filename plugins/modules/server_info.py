@@ -1,0 +1,71 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: server_info
+short_description: List Hetzner Cloud servers
+version_added: 0.1.0
+description:
+  - Returns the servers of the project, all of them or filtered by O(id), O(name) or O(label_selector).
+  - Each entry has the same form as the C(hcloud_server) result of M(autoscale.hetzner.server) - type, image, location, status, public and private addresses, firewalls, placement group, protection and labels -
+    so the output of this module can be compared with or fed into that module.
+author:
+  - autoscale.hetzner contributors
+extends_documentation_fragment:
+  - autoscale.hetzner.hcloud
+attributes:
+  check_mode:
+    support: full
+    details: This module only reads.
+  diff_mode:
+    support: none
+options:
+  id:
+    description: Only the object with this ID.
+    type: int
+  name:
+    description: Only the object with exactly this name.
+    type: str
+  label_selector:
+    description: Only objects whose labels match this selector, for example C(env=prod,role in (web,db)).
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: All servers
+  autoscale.hetzner.server_info:
+  register: result
+
+- name: One by name
+  autoscale.hetzner.server_info:
+    name: web-1
+  register: result
+
+- name: By label
+  autoscale.hetzner.server_info:
+    label_selector: env=prod
+  register: result
+"""
+
+RETURN = r"""
+hcloud_server_info:
+  description:
+    - The matching servers, in the form M(autoscale.hetzner.server) returns (names instead of IDs for references).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: 1, name: web-1, labels: {}}]
+"""
+
+from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import run_info_module
+
+
+def main():
+    run_info_module("server")
+
+
+if __name__ == "__main__":
+    main()
