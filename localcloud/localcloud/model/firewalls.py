@@ -153,7 +153,7 @@ class Firewalls(ResourceModel):
             servers = ([self.store.get("server", target["server"]["id"])] if target["type"] == "server"
                        else self.selector_servers(project, target["label_selector"]["selector"]))
             for server in servers:
-                if server["public_net"]["ipv4"] is None and server["public_net"]["ipv6"] is None:
+                if not server["_ipv4"] and not server["_ipv6"]:
                     raise errors.specific(
                         "private_net_only_server",
                         f"server '{server['name']}' has no public interface; Cloud Firewalls only filter public "
