@@ -11,6 +11,9 @@ class Settings:
     action_time: float = 0.5                                   # seconds, any command
     action_times: dict[str, float] = field(default_factory=dict)  # per command, e.g. create_server=10
     rate_limit: int = 3600                                     # requests per hour per project; 0 = unlimited
+    # Servers and primary IPs also carry the ``datacenter`` object the API removed on 2026-07-01,
+    # for clients that still read it (hetzner.hcloud 5.x: server, server_info, inventory, ...).
+    legacy_datacenters: bool = False
 
     def duration(self, command: str) -> float:
         return self.action_times.get(command, self.action_time)
@@ -29,9 +32,14 @@ class Settings:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise invalid_input("rate_limit", "must be a whole number of requests per hour, 0 for unlimited")
             self.rate_limit = value
+        if "legacy_datacenters" in data:
+            if not isinstance(data["legacy_datacenters"], bool):
+                raise invalid_input("legacy_datacenters", "must be true or false")
+            self.legacy_datacenters = data["legacy_datacenters"]
 
     def as_dict(self) -> dict:
-        return {"action_time": self.action_time, "action_times": dict(self.action_times), "rate_limit": self.rate_limit}
+        return {"action_time": self.action_time, "action_times": dict(self.action_times), "rate_limit": self.rate_limit,
+                "legacy_datacenters": self.legacy_datacenters}
 
 
 def _seconds(value, field_name: str) -> float:

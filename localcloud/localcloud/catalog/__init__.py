@@ -34,6 +34,10 @@ def _find(items: list[dict], ref: Any) -> dict | None:
     return next((i for i in items if i.get("name") == ref), None)
 
 
+_LEGACY_DATACENTERS = {"nbg1": (2, "dc3"), "hel1": (3, "dc2"), "fsn1": (4, "dc14"), "ash": (5, "dc1"),
+                       "hil": (6, "dc1"), "sin": (7, "dc1")}
+
+
 class Catalog:
     locations: list[dict]
     server_types: list[dict]
@@ -77,6 +81,23 @@ class Catalog:
 
     def load_balancer_type(self, ref: Any) -> dict | None:
         return _find(self.load_balancer_types, ref)
+
+    def legacy_datacenter(self, location_ref: Any) -> dict | None:
+        """The datacenter object servers and primary IPs carried until 2026-07-01 (one per
+        location, ids as the clients' tests knew them), for clients that still read it."""
+        location = self.location(location_ref)
+        if location is None:
+            return None
+        dc_id, suffix = _LEGACY_DATACENTERS.get(location["name"], (100 + location["id"], "dc1"))
+        offered = [t["id"] for t in self.server_types if any(e["name"] == location["name"] for e in t["locations"])]
+        available = [t["id"] for t in self.server_types if self.orderable(t, location["name"]) is None]
+        return {
+            "id": dc_id,
+            "name": f"{location['name']}-{suffix}",
+            "description": f"{location['description']} ({suffix.upper()})",
+            "location": location,
+            "server_types": {"supported": offered, "available": available, "available_for_migration": available},
+        }
 
     def pricing(self) -> dict:
         """The object under the ``pricing`` key of ``GET /pricing``."""

@@ -63,6 +63,8 @@ class PrimaryIPs(ResourceModel):
     def render(self, obj):
         data = super().render(obj)
         data["location"] = self.cloud.catalog.location(obj["_location"])
+        if self.cloud.settings.legacy_datacenters:
+            data["datacenter"] = self.cloud.catalog.legacy_datacenter(obj["_location"])
         data["assignee_type"] = "server" if obj["assignee_id"] else "unassigned"
         return data
 

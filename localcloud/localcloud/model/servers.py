@@ -78,6 +78,8 @@ class Servers(ResourceModel):
         data["status"] = self.status(obj)
         data["server_type"] = catalog.server_type(obj["_server_type"])
         data["location"] = catalog.location(obj["_location"])
+        if self.cloud.settings.legacy_datacenters:
+            data["datacenter"] = catalog.legacy_datacenter(obj["_location"])
         data["image"] = catalog.image(obj["_image"]) if obj["_image"] else None
         data["public_net"] = {
             "ipv4": self.address(obj["_ipv4"], "ipv4"),
