@@ -50,7 +50,11 @@ class FloatingIPs(ResourceModel):
         action = None
         if server:
             action = self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])])
-        return {"floating_ip": self.render(fip), "action": self.cloud.action_json(action) if action else None}
+        # the spec's action is optional but not nullable: leave it out when nothing runs
+        result = {"floating_ip": self.render(fip)}
+        if action:
+            result["action"] = self.cloud.action_json(action)
+        return result
 
     def update_extra(self, project, obj, body):
         if "description" in body:

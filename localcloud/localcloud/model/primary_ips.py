@@ -105,7 +105,11 @@ class PrimaryIPs(ResourceModel):
         if server:
             self.store.edit("server", server["id"])[f"_{version}"] = obj["id"]
             action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
-        return {"primary_ip": self.render(obj), "action": self.cloud.action_json(action) if action else None}
+        # the spec's action is optional but not nullable: leave it out when nothing runs
+        result = {"primary_ip": self.render(obj)}
+        if action:
+            result["action"] = self.cloud.action_json(action)
+        return result
 
     def check_assignable(self, server: dict, version: str) -> None:
         if server["status"] != "off":
