@@ -544,7 +544,10 @@ class Servers(ResourceModel):
         start, end = query.get("start"), query.get("end")
         if not start or not end:
             raise errors.invalid_input("start", "start and end are required (ISO 8601 timestamps)")
-        return {"metrics": {"start": start, "end": end, "step": float(query.get("step") or 60), "time_series": {}}}
+        step = query.get("step") or "60"
+        if not step.isdigit() or int(step) < 1:
+            raise errors.invalid_input("step", "must be a whole number of seconds")
+        return {"metrics": {"start": start, "end": end, "step": int(step), "time_series": {}}}
 
 
 @effect("server_created")
