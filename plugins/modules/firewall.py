@@ -15,15 +15,17 @@ description:
     produce a warning; filter private networks on the host (host firewall role).
   - An inbound rule that opens port 22 to C(0.0.0.0/0) or C(::/0) produces a warning.
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the planned firewall.
   diff_mode:
     support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
 options:
   name:
     description: Name of the firewall, unique in the project.

@@ -14,15 +14,17 @@ description:
   - The operating system of the server must be configured to use the IP.
   - Deleting an assigned IP unassigns it first (the API refuses to delete assigned IPs).
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the planned Floating IP.
   diff_mode:
     support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
 options:
   name:
     description: Name of the Floating IP, unique in the project.

@@ -15,15 +15,17 @@ description:
     routes must not overlap subnets and their gateway must lie inside the network.
   - A network's C(ip_range) can only be extended (same base address, shorter prefix).
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the planned network.
   diff_mode:
     support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
 options:
   name:
     description: Name of the network, unique in the project.

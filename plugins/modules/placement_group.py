@@ -12,15 +12,17 @@ description:
   - Ensures a placement group matches the given options. Servers of a C(spread) group run on different
     physical hosts. Servers join a group with the O(autoscale.hetzner.server#module:placement_group) option.
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the planned placement group.
   diff_mode:
     support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
 options:
   name:
     description: Name of the placement group, unique in the project.

@@ -20,15 +20,17 @@ description:
   - O(ssh_keys) and O(user_data) only take effect at creation (and O(user_data) at rebuild); the image only
     changes with O(state=rebuilt).
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Returns the planned server.
   diff_mode:
     support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
 options:
   name:
     description: Name of the server, unique in the project, a valid hostname.

@@ -13,15 +13,17 @@ description:
   - Each entry has the same form as the C(hcloud_server) result of M(autoscale.hetzner.server) - type, image, location, status, public and private addresses, firewalls, placement group, protection and labels -
     so the output of this module can be compared with or fed into that module.
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: This module only reads.
   diff_mode:
     support: none
+    description: Reading does not change anything, so there is no diff.
 options:
   id:
     description: Only the object with this ID.
