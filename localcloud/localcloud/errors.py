@@ -45,8 +45,10 @@ def not_found(kind: str, ref) -> APIError:
     return APIError(404, "not_found", f"{kind} with ID '{ref}' not found")
 
 
-def route_not_found() -> APIError:
-    return APIError(404, "not_found", "not found")
+def route_not_found(method: str = "", path: str = "") -> APIError:
+    if not path:
+        return APIError(404, "not_found", "not found")
+    return APIError(404, "not_found", f"not found: {method} {path} is not a route of the API".replace("  ", " "))
 
 
 def uniqueness(field: str, message: str) -> APIError:

@@ -192,7 +192,7 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
         if exc.status_code == 405:
             err = errors.method_not_allowed()
         else:
-            err = errors.route_not_found()
+            err = errors.route_not_found(request.method, request.url.path)
         return _json(err.status, err.body())
 
     @app.exception_handler(Exception)
