@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 try:
-    from hcloud import Client, APIException, HCloudException
+    from hcloud import Client, HCloudException
     HAS_HCLOUD = True
     HCLOUD_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised only without the library
     Client = None
-    APIException = HCloudException = Exception
+    HCloudException = Exception
     HAS_HCLOUD = False
     HCLOUD_IMPORT_ERROR = exc
 
@@ -158,12 +158,12 @@ class HetznerApi:
             kwargs["json"] = body
         try:
             return self.client.request(method, path, **kwargs) or {}
-        except HCloudException as exc:
-            raise describe_api_error(exc, doing or "%s %s" % (method, path)) from exc
-        except Exception as exc:  # connection errors etc.
+        except Exception as exc:  # hcloud errors, and connection errors from requests
             if isinstance(exc, HetznerError):
                 raise
-            raise HetznerError("%s %s failed: %s" % (method, path, exc)) from exc
+            if isinstance(exc, HCloudException) and HAS_HCLOUD:
+                raise describe_api_error(exc, doing or "%s %s" % (method, path)) from exc
+            raise HetznerError("%s %s failed: %s" % (doing or method, path, exc)) from exc
 
     # -- reading --------------------------------------------------------------
     def list(self, kind: str, **filters) -> list[dict]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 
-from .reconcile import Plan, Ref, Step, deep_merge, changed_keys
+from .reconcile import Plan, Ref, Step, deep_merge
 from . import validation as v
 
 

@@ -58,7 +58,8 @@ class Step:
     __slots__ = ("op", "kind", "target", "command", "body")
 
     def __init__(self, op: str, kind: str, target, command: str | None = None, body: dict | None = None):
-        assert op in ("create", "update", "action", "delete")
+        if op not in ("create", "update", "action", "delete"):
+            raise ValueError("unknown step op %r" % op)
         self.op = op
         self.kind = kind
         self.target = target

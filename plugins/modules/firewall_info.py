@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud firewalls
 version_added: 0.1.0
 description:
   - Returns the firewalls of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_firewall) result of M(autoscale.hetzner.firewall) - rules (canonical), servers and label selectors it applies to, labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_firewall) result of M(autoscale.hetzner.firewall), so the output can be compared with or fed
+    into that module.
+  - Entries hold rules (canonical), servers and label selectors it applies to, labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

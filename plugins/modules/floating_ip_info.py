@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud Floating IPs
 version_added: 0.1.0
 description:
   - Returns the Floating IPs of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_floating_ip) result of M(autoscale.hetzner.floating_ip) - address, type, home location, server, protection and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_floating_ip) result of M(autoscale.hetzner.floating_ip), so the output can be compared with or fed
+    into that module.
+  - Entries hold address, type, home location, server, protection and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

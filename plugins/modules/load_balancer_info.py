@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud load balancers
 version_added: 0.1.0
 description:
   - Returns the load balancers of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_load_balancer) result of M(autoscale.hetzner.load_balancer) - type, location, addresses, network, services, targets and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_load_balancer) result of M(autoscale.hetzner.load_balancer), so the output can be compared with or fed
+    into that module.
+  - Entries hold type, location, addresses, network, services, targets and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud placement groups
 version_added: 0.1.0
 description:
   - Returns the placement groups of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_placement_group) result of M(autoscale.hetzner.placement_group) - type and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_placement_group) result of M(autoscale.hetzner.placement_group), so the output can be compared with or fed
+    into that module.
+  - Entries hold type and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

@@ -10,8 +10,10 @@ short_description: List Hetzner Cloud servers
 version_added: 0.1.0
 description:
   - Returns the servers of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_server) result of M(autoscale.hetzner.server) - type, image, location, status, public and private addresses, firewalls, placement group, protection and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_server) result of M(autoscale.hetzner.server), so the output can be compared with or fed
+    into that module.
+  - Entries hold type, image, location, status, public and private addresses, firewalls, placement group,
+    protection and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

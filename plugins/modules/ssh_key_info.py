@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud SSH keys
 version_added: 0.1.0
 description:
   - Returns the SSH keys of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_ssh_key) result of M(autoscale.hetzner.ssh_key) - fingerprint, public key and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_ssh_key) result of M(autoscale.hetzner.ssh_key), so the output can be compared with or fed
+    into that module.
+  - Entries hold fingerprint, public key and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:

@@ -10,8 +10,9 @@ short_description: List Hetzner Cloud volumes
 version_added: 0.1.0
 description:
   - Returns the volumes of the project, all of them or filtered by O(id), O(name) or O(label_selector).
-  - Each entry has the same form as the C(hcloud_volume) result of M(autoscale.hetzner.volume) - size, location, server, device path, protection and labels -
-    so the output of this module can be compared with or fed into that module.
+  - Each entry has the same form as the C(hcloud_volume) result of M(autoscale.hetzner.volume), so the output can be compared with or fed
+    into that module.
+  - Entries hold size, location, server, device path, protection and labels.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
