@@ -24,7 +24,7 @@ ACTION_TIME = 0.05
 class Answer:
     status: int
     body: dict | None
-    headers: dict
+    headers: dict               # lower-case names
 
     @property
     def error(self) -> dict:
@@ -42,9 +42,9 @@ def call(endpoint: str, token: str | None, method: str, path: str, body=None, ra
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             content = response.read()
-            status, hdrs = response.status, dict(response.headers)
+            status, hdrs = response.status, {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as err:
-        content, status, hdrs = err.read(), err.code, dict(err.headers)
+        content, status, hdrs = err.read(), err.code, {k.lower(): v for k, v in err.headers.items()}
     return Answer(status, json.loads(content) if content else None, hdrs)
 
 
