@@ -70,7 +70,8 @@ class FakeClient:
         self.log.append((method, url, copy.deepcopy(json)))
         parts = url.strip("/").split("/")
         if method != "GET" and self.fail_next is not None:
-            exc, self.fail_next = self.fail_next, None
+            exc = self.fail_next
+            self.fail_next = None
             raise exc
         if parts == ["actions"]:
             ids = params.get("id") or []
@@ -85,9 +86,9 @@ class FakeClient:
             items = self.data[coll]
             if params and params.get("name") is not None:
                 items = [i for i in items if i.get("name") == params["name"]]
-            return {coll: copy.deepcopy(items), "meta": {"pagination": {"page": 1, "per_page": 50,
-                                                                         "previous_page": None, "next_page": None,
-                                                                         "last_page": 1, "total_entries": len(items)}}}
+            pagination = {"page": 1, "per_page": 50, "previous_page": None, "next_page": None, "last_page": 1,
+                          "total_entries": len(items)}
+            return {coll: copy.deepcopy(items), "meta": {"pagination": pagination}}
         if method == "GET":
             return {SINGULAR[coll]: copy.deepcopy(self._find(coll, int(parts[1])))}
         if method == "POST" and len(parts) == 1:
@@ -136,7 +137,7 @@ class FakeClient:
         elif command == "delete_subnet":
             obj["subnets"] = [s for s in obj["subnets"] if s["ip_range"] != body["ip_range"]]
         elif command == "change_protection":
-            obj["protection"] = {k: v for k, v in body.items()}
+            obj["protection"] = dict(body.items())
         elif command == "set_rules":
             obj["rules"] = [dict({"port": None, "source_ips": [], "destination_ips": [], "description": None}, **r)
                             for r in body["rules"]]

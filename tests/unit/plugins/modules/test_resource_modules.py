@@ -107,12 +107,16 @@ def test_network_validation_fails_before_any_request_that_changes(fake, capsys):
     assert fake.mutations() == []
 
 
-def test_firewall_warnings_reach_the_user(fake, capsys):
+def test_firewall_warnings_reach_the_user(fake, capsys, monkeypatch):
+    warned = []
+    original = hetzner_module.AnsibleModule.warn
+    monkeypatch.setattr(hetzner_module.AnsibleModule, "warn",
+                        lambda self, msg: (warned.append(msg), original(self, msg))[1])
     rules = [{"protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0"]},
              {"protocol": "tcp", "port": "5432", "source_ips": ["10.0.0.0/8"]}]
     result = run(firewall, capsys, name="fw", rules=rules)
-    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]  # 2.19: summaries
-    assert any("SSH" in w for w in warnings) and any("private" in w for w in warnings)
+    assert any("SSH" in w for w in warned) and any("private" in w for w in warned)
+    assert result["plan"]["warnings"] == warned
     rerun = run(firewall, capsys, name="fw", rules=rules)
     assert not rerun["changed"]
 
