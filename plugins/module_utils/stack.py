@@ -374,7 +374,10 @@ def validate_stack(stack_name, desired, ctx, errors):
     # references to things that are neither declared nor existing
     declared = {kind: {spec["name"] for spec in desired[kind]} for kind in KINDS}
     for spec in desired["server"]:
-        for key, kind in (("ssh_keys", "ssh_key"), ("firewalls", "firewall")):
+        refs = (("ssh_keys", "ssh_key"), ("firewalls", "firewall"))
+        if ctx.by_name("server", spec["name"]) is not None:
+            refs = refs[1:]  # keys only matter when a server is created
+        for key, kind in refs:
             for ref in spec.get(key) or []:
                 if ref not in declared[kind] and ctx.lookup(kind, ref) is None:
                     errors.append("server %r: %s %r is neither declared in this stack nor existing" % (
@@ -563,6 +566,27 @@ def apply_plans(api, plans, resolver, parallel=10, timeout=1800.0, stack_name=No
             raise errors[0]
 
 
+def _mentions_server(value):
+    if isinstance(value, dict):
+        if value.get("type") == "server" or "server" in value and value.get("type") is None:
+            return True
+        return any(_mentions_server(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_server(v) for v in value)
+    return False
+
+
+def plan_level(plan):
+    """When a plan may start. Level of its kind, except that volumes, floating IPs and load
+    balancers that do not refer to a server start early: a load balancer whose targets are label
+    selectors is built while the servers boot, which takes its phases off the critical path."""
+    level = next(i for i, kinds in enumerate(LEVELS) if plan.kind in kinds)
+    if level == 2 and plan.operation != "delete":
+        if not any(_mentions_server(step.body) for step in plan.steps() if step.body):
+            return 1
+    return level
+
+
 def apply_stack(api, stack_plan, ctx, parallel=10, timeout=1800.0, reread=None):
     """Creations and updates level by level, then deletions in reverse level order.
 
@@ -570,8 +594,8 @@ def apply_stack(api, stack_plan, ctx, parallel=10, timeout=1800.0, reread=None):
     may reference ones deleted in an earlier step (e.g. firewalls applied to deleted servers).
     """
     resolver = Resolver(api, ctx)
-    for level in LEVELS:
-        plans = [p for p in stack_plan.plans if p.kind in level and p.changed]
+    for index in range(len(LEVELS)):
+        plans = [p for p in stack_plan.plans if plan_level(p) == index and p.changed]
         if plans:
             apply_plans(api, plans, resolver, parallel, timeout, stack_plan.name)
     deleted_kinds = set()
@@ -591,9 +615,11 @@ def apply_stack(api, stack_plan, ctx, parallel=10, timeout=1800.0, reread=None):
         deleted_kinds.update(level)
 
 
-def make_api(factory, poll_interval=0.5):
+def make_api(factory, poll_interval=0.5, poll_max_interval=1.5):
+    """The API with a request counter. Polls start at 0.5 s and grow to 1.5 s: a server create
+    (about 10 s) is seen done at most 1.5 s late, for a handful of extra GET /actions."""
     counting = CountingClient(factory)
-    return HetznerApi(counting, poll_interval=poll_interval), counting
+    return HetznerApi(counting, poll_interval=poll_interval, poll_max_interval=poll_max_interval), counting
 
 
 def represent_all(ctx, stack_name):
