@@ -102,6 +102,13 @@ CASES = [
          {"type": "cloud", "network_zone": "mars-1", "ip_range": "10.0.7.0/24"}, field="network_zone"),
     Case("subnet-bad-type", "POST", "/networks/{net}/actions/add_subnet",
          {"type": "galactic", "network_zone": "eu-central", "ip_range": "10.0.7.0/24"}, field="type"),
+    Case("subnet-other-zone", "POST", "/networks/{net}/actions/add_subnet",
+         {"type": "cloud", "network_zone": "us-east", "ip_range": "10.0.7.0/24"}, field="network_zone",
+         text="eu-central"),
+    Case("network-public-range", "POST", "/networks", {"name": "n", "ip_range": "8.8.0.0/16"}, field="ip_range"),
+    Case("network-too-small", "POST", "/networks", {"name": "n", "ip_range": "10.9.0.0/28"}, field="ip_range"),
+    Case("subnet-in-use-delete", "POST", "/networks/{net}/actions/delete_subnet", {"ip_range": "10.0.1.0/24"},
+         code="resource_in_use", text="10.0.1.0/24"),
     Case("subnet-overlap-on-create", "POST", "/networks", {"name": "n2", "ip_range": "10.8.0.0/16", "subnets": [
         {"type": "cloud", "network_zone": "eu-central", "ip_range": "10.8.1.0/24"},
         {"type": "cloud", "network_zone": "eu-central", "ip_range": "10.8.1.128/25"}]}, field="subnets[1].ip_range"),

@@ -390,3 +390,53 @@ def test_error_answers_conform(project, validator):
         answer = project.call(method, path, body)
         assert 400 <= answer.status < 500, answer
         validator(op, answer.status, answer.body)
+
+
+# Fields the local cloud answers with that the spec file does not describe: each is newer than the
+# spec file or kept for clients (reference §6), nothing else may appear.
+NEWER_FIELDS = {
+    "deprecation": "load balancer types get deprecation info (2026-07)",
+    "timeout_idle": "HTTP services timeout_idle (2026-04-30)",
+    "available": "server_type.locations[].available (2026-04-01)",
+    "recommended": "server_type.locations[].recommended (2026-04-01)",
+    "included_traffic": "server_type.included_traffic, 0 since 2024-08-05 (clients still read it)",
+    "traffic": "pricing.traffic, kept for hcloud-python",
+    "meta": "GET /actions pages like every list (hcloud-go iterates its pages)",
+}
+
+
+def _unknown_fields(components, schema, value, where, found):
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = components[schema["$ref"].split("/")[-1]]
+    if not isinstance(schema, dict):
+        return
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            _unknown_fields(components, sub, value, where, found)
+    if isinstance(value, dict) and "properties" in schema:
+        for key, item in value.items():
+            if key in schema["properties"]:
+                _unknown_fields(components, schema["properties"][key], item, f"{where}.{key}", found)
+            elif not schema.get("additionalProperties"):
+                found.add((key, f"{where}.{key}"))
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for key, item in value.items():
+            _unknown_fields(components, schema["additionalProperties"], item, f"{where}.*", found)
+    if isinstance(value, list) and "items" in schema:
+        for item in value:
+            _unknown_fields(components, schema["items"], item, f"{where}[]", found)
+
+
+def test_no_invented_fields(recorded, spec):
+    fixed = _as_of_today(_null_tolerant(spec))
+    found: set = set()
+    for op, answers in recorded.items():
+        method, path = op.split(" ", 1)
+        responses = fixed["paths"][path][method.lower()]["responses"]
+        for answer in answers:
+            response = responses.get(str(answer.status)) or {}
+            if response.get("content"):
+                _unknown_fields(fixed["components"]["schemas"], response["content"]["application/json"]["schema"],
+                                answer.body, op, found)
+    invented = sorted(where for key, where in found if key not in NEWER_FIELDS)
+    assert not invented, f"fields the spec does not know: {invented}"
