@@ -322,6 +322,11 @@ def test_survives_kill_9(tmp_path):
         # the last acknowledged write, right before the kill
         last = main.ok("PUT", f"/ssh_keys/{key['id']}", {"name": "key-renamed"})["ssh_key"]
         before = {p: main.ok("GET", f"/{p}")[p] for p in ("servers", "networks", "firewalls", "ssh_keys")}
+        # an action still running when the process dies finishes after the restart
+        first.admin("PUT", "config", {"action_times": {"create_server": 1.0}})
+        pending = other.ok("POST", "/servers", {"name": "pending", "server_type": "cx23", "image": "debian-12",
+                                                "location": "fsn1"})
+        assert pending["action"]["status"] == "running"
     finally:
         first.stop(signal.SIGKILL)
     assert first.process.returncode == -signal.SIGKILL
@@ -340,6 +345,10 @@ def test_survives_kill_9(tmp_path):
         assert other.ok("GET", "/volumes")["volumes"][0]["id"] == vol["id"]
         assert other.call("POST", "/ssh_keys", {"name": "x", "public_key": ssh_public_key("x")},
                           token=other.readonly_token).error["code"] == "token_readonly"
+        done = other.wait(pending["action"])
+        assert done["status"] == "success"
+        assert other.wait(pending["next_actions"][0])["status"] == "success"
+        assert other.ok("GET", f"/servers/{pending['server']['id']}")["server"]["status"] == "running"
         # ids go on from where they were
         again = main.ok("POST", "/ssh_keys", {"name": "new", "public_key": ssh_public_key("new")})["ssh_key"]
         assert again["id"] > key["id"]
