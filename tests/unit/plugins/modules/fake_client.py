@@ -43,7 +43,7 @@ class FakeClient:
         self.actions = {}
         self.log = []  # (method, path, body)
         self.ids = itertools.count(100)
-        self.fail_next = None  # APIException to raise on the next mutating request
+        self.failures = []  # APIExceptions raised by the next mutating requests, in order
 
     # -- helpers --------------------------------------------------------------
     def mutations(self):
@@ -69,10 +69,8 @@ class FakeClient:
     def request(self, method, url, params=None, json=None, **_kwargs):
         self.log.append((method, url, copy.deepcopy(json)))
         parts = url.strip("/").split("/")
-        if method != "GET" and self.fail_next is not None:
-            exc = self.fail_next
-            self.fail_next = None
-            raise exc
+        if method != "GET" and self.failures:
+            raise self.failures.pop(0)
         if parts == ["actions"]:
             ids = params.get("id") or []
             found = []

@@ -73,8 +73,9 @@ def test_ssh_key_info_lists_in_the_module_form(fake, capsys):
 
 def test_api_error_names_the_field_and_the_fix(fake, capsys):
     from hcloud import APIException
-    fake.fail_next = APIException(code="uniqueness_error", message="SSH key with the same fingerprint already exists",
-                                  details={"fields": [{"name": "public_key"}]})
+    fake.failures.append(APIException(code="uniqueness_error",
+                                      message="SSH key with the same fingerprint already exists",
+                                      details={"fields": [{"name": "public_key"}]}))
     result = run(ssh_key, capsys, name="admin", public_key=KEY)
     assert result["failed"]
     assert "field 'public_key'" in result["msg"] and "uniqueness_error" in result["msg"] and "fix:" in result["msg"]
