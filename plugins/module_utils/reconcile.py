@@ -316,15 +316,20 @@ def gather_context(api, kinds, images: list[str] | None = None, ctx: Context | N
     return ctx
 
 
+# Keys whose dict value is a whole (user-defined map), replaced rather than merged.
+REPLACED_KEYS = frozenset(("labels",))
+
+
 def deep_merge(base, overlay):
-    """Overlay specified (non-None) values onto base; dicts merge recursively, lists replace."""
+    """Overlay specified (non-None) values onto base; dicts merge recursively (except maps named in
+    REPLACED_KEYS, such as labels, which the user gives completely), lists replace."""
     if not isinstance(base, dict) or not isinstance(overlay, dict):
         return copy.deepcopy(overlay) if overlay is not None else copy.deepcopy(base)
     result = copy.deepcopy(base)
     for key, value in overlay.items():
         if value is None:
             continue
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key not in REPLACED_KEYS:
             result[key] = deep_merge(result[key], value)
         else:
             result[key] = copy.deepcopy(value)

@@ -53,6 +53,15 @@ def test_ssh_key_label_change_is_one_put():
     assert p.diff["before"]["labels"] == {} and p.diff["after"]["labels"] == {"x": "1"}
 
 
+def test_labels_are_replaced_not_merged_and_empty_clears():
+    actual = dict(SSH_ACTUAL, labels={"a": "1", "b": "2"})
+    p = plan("ssh_key", spec(name="admin", labels={"a": "1"}), actual, context())
+    assert p.phases[0][0].body == {"labels": {"a": "1"}}
+    p = plan("ssh_key", spec(name="admin", labels={}), actual, context())
+    assert p.phases[0][0].body == {"labels": {}}
+    assert not plan("ssh_key", spec(name="admin"), actual, context()).changed
+
+
 def test_ssh_key_other_key_material_is_replaced_with_a_warning():
     p = plan("ssh_key", spec(name="admin", public_key="ssh-ed25519 BBBB x"), SSH_ACTUAL, context())
     assert steps(p) == [("delete", "ssh_key", None), ("create", "ssh_key", None)]
