@@ -147,3 +147,23 @@ def test_catalogue_lookups(project):
     image = client.images.get_by_name_and_architecture("debian-12", "x86")
     assert image.name == "debian-12" and image.architecture == "x86"
     assert len(client.load_balancer_types.get_all()) == 3
+
+
+def test_client_retries_injected_faults(project):
+    """hcloud-python retries rate_limit_exceeded, conflict, bad_gateway and timeout: a scripted run of
+    them is invisible to the caller, and a 503 (not retried) surfaces as APIException."""
+    project.ok("POST", "/ssh_keys", {"name": "k", "public_key": ssh_public_key("retry")})
+    client = project.client()
+    client._client._retry_interval_func = lambda retries: 0.01     # keep the test fast
+    cloud = project.cloud
+    try:
+        cloud.admin("PUT", "faults", {"script": [
+            {"status": status, "method": "GET", "path": "^/v1/ssh_keys$"} for status in (429, 409, 502, 504)]})
+        assert [k.name for k in client.ssh_keys.get_all()] == ["k"]
+        assert cloud.admin("GET", "faults")["injected"]["requests"] == 4
+        cloud.admin("PUT", "faults", {"script": [{"status": 503, "method": "GET", "path": "^/v1/ssh_keys$"}]})
+        with pytest.raises(APIException) as caught:
+            client.ssh_keys.get_all()
+        assert caught.value.code == "unavailable"
+    finally:
+        cloud.admin("DELETE", "faults")
