@@ -3,8 +3,9 @@
 See docs/machines.md. Layout on the host:
   $LOCALCLOUD_IMAGE_CACHE (/var/cache/localcloud/images)/<suite>-<recipe>  base images (kept)
   $LOCALCLOUD_APT_CACHE (/var/cache/localcloud/apt-cacher-ng)             apt proxy cache (kept)
-  <state_dir>/nspawn/state.json        everything created on the host (for `down` after kill -9)
-  <state_dir>/nspawn/machines/<id>/    upper/work/root (overlayfs) and console.log per server
+  <state_dir>/machines/state.json      everything created on the host (for `down` after kill -9)
+  <state_dir>/machines/<id>/           upper/work/root (overlayfs) and console.log per server
+  <state_dir>/machines/acng/           apt-cacher-ng config, pid and socket of this run
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..base import MachineBackend, NetworkAttachment, ServerSpec, resolved
 from . import firewall, images
 from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log,
                    require_root_linux, run, safe_rmtree)
+from .hostkeys import HostKeyPool
 from .machine import Machine, teardown_machine
 from .network import FW_TABLE, HostNetwork, teardown_host
 
@@ -50,25 +52,26 @@ class NspawnBackend(MachineBackend):
         Packages, bridge, proxy and base images come on first use (or from warm_up())."""
         require_root_linux()
         self.state_dir = Path(state_dir).resolve()
-        base = self.state_dir / "nspawn"
+        base = self.state_dir / "machines"
         base.mkdir(parents=True, exist_ok=True)
         self.host_lock.acquire(self.state_dir)
         try:
             previous = {base}
             if self.host_lock.previous_state_dir:
-                previous.add(Path(self.host_lock.previous_state_dir) / "nspawn")
+                previous.add(Path(self.host_lock.previous_state_dir) / "machines")
             for prev in previous:
                 data = StateFile.load(prev / "state.json")
                 if data:
                     log.warning("cleaning up machines left by an earlier run (%s)", prev)
                     self._teardown(data)
                     (prev / "state.json").unlink(missing_ok=True)
-            self.machines_dir = base / "machines"
-            safe_rmtree(self.machines_dir)
-            self.machines_dir.mkdir(parents=True)
+            self.machines_dir = base
+            safe_rmtree(base)
+            base.mkdir(parents=True)
             self.state = StateFile(base / "state.json")
             self.state.save()
             self.net = HostNetwork(self.state, base)
+            self.hostkeys = HostKeyPool(base / "hostkeys")
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nspawn")
         except BaseException:
             self.host_lock.release()
@@ -81,6 +84,7 @@ class NspawnBackend(MachineBackend):
     def close(self) -> None:
         if self.state is None:
             return
+        self.hostkeys.close()
         if self.pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
         with self.lock:
@@ -89,7 +93,6 @@ class NspawnBackend(MachineBackend):
         with ThreadPoolExecutor(max(1, len(machines))) as ex:
             list(ex.map(lambda m: self._quiet(m.destroy), machines))
         self._teardown(self.state.data)
-        self.state.path.unlink(missing_ok=True)
         safe_rmtree(self.machines_dir)
         self.state = None
         self.host_lock.release()
@@ -97,14 +100,12 @@ class NspawnBackend(MachineBackend):
     @staticmethod
     def cleanup(state_dir: Path) -> bool:
         """Remove whatever a (killed) nspawn local cloud with this state dir left on the host."""
-        path = Path(state_dir) / "nspawn" / "state.json"
-        data = StateFile.load(path)
-        if not data:
-            return False
-        NspawnBackend._teardown(data)
-        path.unlink(missing_ok=True)
-        safe_rmtree(Path(state_dir) / "nspawn" / "machines")
-        return True
+        base = Path(state_dir) / "machines"
+        data = StateFile.load(base / "state.json")
+        if data:
+            NspawnBackend._teardown(data)
+        safe_rmtree(base)
+        return bool(data)
 
     @staticmethod
     def _teardown(data: dict) -> None:
@@ -130,6 +131,7 @@ class NspawnBackend(MachineBackend):
         with self._ready_lock:
             if not self._host_ready:
                 ensure_host_packages()
+                self.hostkeys.fill()
                 self.net.ensure()
                 self._apply_firewalls()
                 self._host_ready = True

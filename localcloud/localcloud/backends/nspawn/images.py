@@ -22,7 +22,7 @@ BOOTSTRAP = ["systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "ip
 # stage 2 (apt-get in a chroot, through the proxy): debootstrap cannot order cloud-init's
 # python dependencies ("Failure while configuring base packages ... python3-cryptography")
 PACKAGES = ["cloud-init", "python3-apt", "iputils-ping", "ca-certificates", "curl", "gnupg",
-            "procps", "netbase", "less"]
+            "procps", "netbase", "less", "locales"]
 
 # cloud-init as on a Hetzner server, with only the NoCloud seed dir as data source.
 CLOUD_CFG = """\
@@ -43,7 +43,7 @@ SSH_AFTER_CLOUD_INIT = "[Unit]\nAfter=cloud-init.service cloud-init-local.servic
 
 
 def recipe_hash() -> str:
-    text = repr((BOOTSTRAP, PACKAGES, CLOUD_CFG, DS_IDENTIFY, SSH_AFTER_CLOUD_INIT, 3))
+    text = repr((BOOTSTRAP, PACKAGES, CLOUD_CFG, DS_IDENTIFY, SSH_AFTER_CLOUD_INIT, 4))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -128,6 +128,10 @@ def _debootstrap(suite: str, target: Path, proxy_url: str) -> None:
                     raise
                 time.sleep(2 + 3 * attempt)
         run([*chroot, "apt-get", "clean"], env=env, check=False)
+        # the locale cloud-init sets (en_US.UTF-8), generated once here instead of on every boot
+        write_file(target / "etc/locale.gen", "en_US.UTF-8 UTF-8\n")
+        run([*chroot, "locale-gen"], env=env)
+        write_file(target / "etc/default/locale", "LANG=en_US.UTF-8\n")
     finally:
         for m in reversed(mounts):
             run(["umount", m], check=False)
@@ -155,6 +159,9 @@ def _finish(root: Path, suite: str) -> None:
     write_file(root / "etc/cloud/cloud.cfg.d/99_localcloud.cfg", CLOUD_CFG)
     write_file(root / "etc/cloud/ds-identify.cfg", DS_IDENTIFY)
     write_file(root / "etc/systemd/system/ssh.service.d/10-localcloud.conf", SSH_AFTER_CLOUD_INIT)
+    # what cloud-init's set_passwords writes for ssh_pwauth: true (Hetzner's vendor default); having
+    # it in place saves an sshd restart during boot. A user-data that changes it still restarts sshd.
+    write_file(root / "etc/ssh/sshd_config.d/50-cloud-init.conf", "PasswordAuthentication yes\n", 0o600)
     # units that cannot work in a container
     mask = root / "etc/systemd/system"
     for unit in ("nvmf-autoconnect.service", "systemd-networkd-wait-online.service"):

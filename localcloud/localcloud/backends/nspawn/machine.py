@@ -102,6 +102,11 @@ class Machine:
                    "::1 localhost ip6-localhost ip6-loopback\n"
                    "ff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
                    f"{PUB_HOST_IP} localcloud-gateway\n")
+        # fresh host keys from the pool (cloud-init keeps them and creates any missing type)
+        self.backend.hostkeys.install(r / "etc/ssh", spec.name)
+        write_file(r / "etc/cloud/cloud.cfg.d/98_localcloud_machine.cfg",
+                   "# host keys were made for this machine by the local cloud\n"
+                   "ssh_deletekeys: false\n")
         write_file(r / "etc/apt/apt.conf.d/01localcloud-proxy",
                    f'Acquire::http::Proxy "{self.backend.net.proxy_url}";\n')
         seed = r / SEED_DIR
