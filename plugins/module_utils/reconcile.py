@@ -67,9 +67,7 @@ class Step:
         self.body = body
 
     def to_dict(self) -> dict:
-        result = {"op": self.op, "kind": self.kind, "target": jsonable(self.target)}
-        if self.command:
-            result["command"] = self.command
+        result = {"op": self.op, "kind": self.kind, "target": jsonable(self.target), "command": self.command}
         if self.body is not None:
             result["body"] = jsonable(self.body)
         return result
