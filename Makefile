@@ -34,13 +34,13 @@ endef
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
 	@echo "make test              venv lint sanity test-unit test-localcloud test-integration"
-	@echo "make lint              yamllint + ansible-lint --profile production (playbooks/, roles/)"
+	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity --venv --python 3.11 on a copy of the collection"
 	@echo "make test-unit         pytest tests/unit"
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
-	@echo "make bench             run every tests/bench/*.py"
+	@echo "make bench             run every tests/bench/*.py (BENCH=name filters, BENCH_OUT=file saves)"
 	@echo "make build             ansible-galaxy collection build into build/"
 	@echo "make clean             remove build/, tests/output/, caches (keeps .venv)"
 
@@ -84,11 +84,18 @@ test-integration: venv
 test-%: venv
 	$(call pytest_dir,tests/$*)
 
-# Benchmarks are not part of `make test`: every tests/bench/*.py is run as a script.
+# Benchmarks are not part of `make test`: every tests/bench/*.py is run as a
+# script with the venv's Python (each prints a markdown section on stdout).
+# BENCH=stack runs only the scripts whose name contains "stack";
+# BENCH_OUT=docs/benchmarks.md also writes the collected output to that file.
+BENCH ?=
+BENCH_OUT ?=
 bench: venv
-	@shopt -s nullglob; scripts=(tests/bench/*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in tests/bench/"; exit 0; fi; \
-	for s in "$${scripts[@]}"; do echo "== $$s"; $(PYTHON) "$$s"; done
+	@shopt -s nullglob; scripts=(tests/bench/*$(BENCH)*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks matching tests/bench/*$(BENCH)*.py"; exit 0; fi; \
+	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	for s in "$${scripts[@]}"; do echo "== $$s" >&2; $(PYTHON) "$$s" | tee -a "$$out"; echo | tee -a "$$out"; done; \
+	if [ -n "$(BENCH_OUT)" ]; then cp "$$out" "$(BENCH_OUT)"; echo "written to $(BENCH_OUT)" >&2; fi
 
 build: venv
 	@mkdir -p build
