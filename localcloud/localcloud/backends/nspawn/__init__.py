@@ -32,7 +32,8 @@ POWER_OPS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
 class NspawnBackend(MachineBackend):
     name = "nspawn"
 
-    def __init__(self, boot_timeout: float | None = None, workers: int = 16):
+    def __init__(self, boot_timeout: float | None = None, workers: int = 16, lock_wait: float = 0):
+        self.lock_wait = lock_wait
         self.boot_timeout = boot_timeout or float(os.environ.get("LOCALCLOUD_BOOT_TIMEOUT", 240))
         self.workers = workers
         self.machines: dict[int, Machine] = {}
@@ -54,7 +55,7 @@ class NspawnBackend(MachineBackend):
         self.state_dir = Path(state_dir).resolve()
         base = self.state_dir / "machines"
         base.mkdir(parents=True, exist_ok=True)
-        self.host_lock.acquire(self.state_dir)
+        self.host_lock.acquire(self.state_dir, self.lock_wait)
         try:
             previous = {base}
             if self.host_lock.previous_state_dir:

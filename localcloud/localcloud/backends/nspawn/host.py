@@ -196,11 +196,19 @@ class HostLock:
         self.fd: int | None = None
         self.previous_state_dir: str | None = None
 
-    def acquire(self, state_dir: Path) -> None:
+    def acquire(self, state_dir: Path, wait: float = 0) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + wait
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.5)
         except BlockingIOError:
             try:
                 holder = os.read(fd, 4096).decode(errors="replace").strip()

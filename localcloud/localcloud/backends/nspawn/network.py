@@ -31,6 +31,7 @@ FW_TABLE = "localcloud_fw"
 PROXY_PORTS = (3142, 3143, 3144, 3145)
 ACNG_BIN = "/usr/sbin/apt-cacher-ng"
 ACNG_CACHE = Path(os.environ.get("LOCALCLOUD_APT_CACHE", "/var/cache/localcloud/apt-cacher-ng"))
+ACNG_RUN = Path("/run/localcloud/acng")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -113,9 +114,14 @@ table inet {GUARD_TABLE} {{
         pid = self.state.data.get("acng_pid")
         if pid and pid_matches(pid, "apt-cacher-ng"):
             return
-        acng = self.run_dir / "acng"
+        # not under the state dir: apt-cacher-ng runs as its own user and must be able to reach
+        # its config (a pytest tmp dir, for one, is 0700 root)
+        acng = ACNG_RUN
         if acng.exists():
             shutil.rmtree(acng)
+        with self.state.lock:
+            self.state.data["acng_dir"] = str(acng)
+            self.state.save()
         for d in (ACNG_CACHE / "cache", ACNG_CACHE / "log", acng / "run"):
             d.mkdir(parents=True, exist_ok=True)
             shutil.chown(d, "apt-cacher-ng", "apt-cacher-ng")
@@ -243,6 +249,8 @@ def teardown_host(data: dict) -> None:
             time.sleep(0.05)
         else:
             os.kill(pid, 9)
+    if data.get("acng_dir"):
+        shutil.rmtree(data["acng_dir"], ignore_errors=True)
     for table in data.get("nft_tables", []):
         run(["nft", "delete", "table", *table.split()], check=False)
     for route in data.get("routes", []):
