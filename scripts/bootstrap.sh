@@ -80,6 +80,12 @@ fi
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
     || log "warning: $PYTHON is $("$PYTHON" --version 2>&1), the tests are pinned for Python 3.11"
 
+# A venv from another Python (python3 changed) is rebuilt rather than patched.
+if [ -x "$VENV/bin/python" ] \
+    && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null)" != "$("$PYTHON" -c 'import sys; print(sys.version)')" ]; then
+    log "$VENV was made with another Python, recreating it"
+    rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV with $("$PYTHON" --version 2>&1)"
     "$PYTHON" -m venv "$VENV"
