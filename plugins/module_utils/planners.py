@@ -579,8 +579,9 @@ def plan_server(desired, actual, ctx):
     if needs_off and running:
         plan.add(Step("action", "server", ident, "poweroff"))
         running = False
-        warnings.append("server %r is stopped for the change of %s" % (before["name"], ", ".join(
-            k for k in ("server_type", "placement_group") if after[k] != before[k])))
+        warnings.append("server %r must be powered off to change %s; it is stopped for the change%s" % (
+            before["name"], ", ".join(k for k in ("server_type", "placement_group") if after[k] != before[k]),
+            " and started again afterwards" if after["status"] == "running" else ""))
     if after["server_type"] != before["server_type"]:
         plan.add(Step("action", "server", ident, "change_type",
                       {"server_type": after["server_type"], "upgrade_disk": bool(desired.get("upgrade_disk"))}))
