@@ -1,0 +1,181 @@
+"""The official hetzner.hcloud collection (5.x, bundled with ansible 12) against the local cloud.
+
+One local cloud of its own (short action times). ``playbooks/create.yml`` builds a network with
+three subnets, two firewalls (one applied per server, one through a label selector), an SSH key,
+a placement group, three servers, a volume and a load balancer (network, service, server and
+label-selector targets); a second run must report changed=0; ``playbooks/info.yml`` checks the
+``*_info`` modules; ``ansible-inventory`` with the ``hetzner.hcloud.hcloud`` inventory plugin
+lists the servers; ``playbooks/delete.yml`` removes everything and every list is empty again.
+
+hetzner.hcloud 5.x still reads ``server.datacenter`` (server, server_info, network_info, the
+inventory plugin), which the API removed on 2026-07-01: the cloud runs with the opt-in
+``legacy_datacenters`` setting.
+
+It is a single test on purpose: the steps depend on each other, and so they stay together
+under pytest-xdist.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO / "localcloud") not in sys.path:
+    sys.path.insert(0, str(_REPO / "localcloud"))
+
+from localcloud.testing import start_cloud  # noqa: E402
+
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+BIN = Path(sys.executable).parent
+RESOURCE_LISTS = ("servers", "networks", "firewalls", "ssh_keys", "volumes", "load_balancers",
+                  "placement_groups", "primary_ips", "floating_ips")
+SERVERS = {"oc-web-1", "oc-web-2", "oc-db-1"}
+
+pytestmark = pytest.mark.skipif(not (BIN / "ansible-playbook").exists(), reason="ansible-playbook not installed in the venv")
+
+
+def _ssh_key() -> str:
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + os.urandom(32)
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} official-collection-test"
+
+
+def _recap(output: str) -> dict[str, int]:
+    match = re.search(r"^localhost\s*:\s*(.*)$", output.split("PLAY RECAP", 1)[-1], re.MULTILINE)
+    assert match, f"no PLAY RECAP in:\n{output[-3000:]}"
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def _run(args: list[str], env: dict, cwd: Path, timeout: float = 600) -> str:
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{output[-6000:]}"
+    return output
+
+
+def _playbook(name: str, env: dict, cwd: Path) -> dict[str, int]:
+    output = _run([str(BIN / "ansible-playbook"), str(PLAYBOOKS / name)], env, cwd)
+    recap = _recap(output)
+    assert recap["failed"] == 0 and recap["unreachable"] == 0, output[-6000:]
+    return recap
+
+
+def _plain(value):
+    """ansible-inventory --list (ansible-core 2.19) wraps strings from plugins as {"__ansible_unsafe": ...}."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _get(cloud, path: str) -> dict:
+    request = urllib.request.Request(cloud.endpoint + path, headers={"Authorization": f"Bearer {cloud.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_official_collection_create_idempotent_info_inventory_delete(tmp_path):
+    cloud = start_cloud(tmp_path / "cloud", "--action-time", "0.05", "--rate-limit", "0")
+    try:
+        cloud.admin("PUT", "config", {"legacy_datacenters": True})
+        work = tmp_path / "work"
+        work.mkdir()
+        env = {
+            **os.environ,
+            **cloud.env,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "TEST_SSH_PUBLIC_KEY": _ssh_key(),
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+        }
+        env.pop("ANSIBLE_CONFIG", None)
+
+        # 1. create the stack
+        first = _playbook("create.yml", env, work)
+        assert first["changed"] > 0, first
+
+        servers = {s["name"]: s for s in _get(cloud, "/servers")["servers"]}
+        assert set(servers) == SERVERS
+        assert all(s["status"] == "running" for s in servers.values())
+        network = _get(cloud, "/networks?name=oc-net")["networks"][0]
+        assert sorted(s["ip_range"] for s in network["subnets"]) == ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"]
+        assert sorted(network["servers"]) == sorted(s["id"] for s in servers.values())
+        assert all(s["private_net"] and s["private_net"][0]["network"] == network["id"] for s in servers.values())
+        firewalls = {f["name"]: f for f in _get(cloud, "/firewalls")["firewalls"]}
+        assert set(firewalls) == {"oc-ssh", "oc-db"}
+        db = servers["oc-db-1"]
+        assert {f["id"] for f in db["public_net"]["firewalls"]} == {firewalls["oc-ssh"]["id"], firewalls["oc-db"]["id"]}
+        assert {f["id"] for f in servers["oc-web-1"]["public_net"]["firewalls"]} == {firewalls["oc-ssh"]["id"]}
+        selector = [t for t in firewalls["oc-db"]["applied_to"] if t["type"] == "label_selector"]
+        assert selector and selector[0]["label_selector"]["selector"] == "stack=oc,role=db"
+        assert [r["server"]["id"] for r in selector[0]["applied_to_resources"]] == [db["id"]]
+        volume = _get(cloud, "/volumes?name=oc-data")["volumes"][0]
+        assert volume["server"] == db["id"] and db["volumes"] == [volume["id"]]
+        group = _get(cloud, "/placement_groups?name=oc-spread")["placement_groups"][0]
+        assert sorted(group["servers"]) == sorted(s["id"] for s in servers.values())
+        lb = _get(cloud, "/load_balancers?name=oc-lb")["load_balancers"][0]
+        assert [(s["protocol"], s["listen_port"], s["destination_port"]) for s in lb["services"]] == [("http", 80, 8080)]
+        assert lb["private_net"][0]["network"] == network["id"] and lb["private_net"][0]["ip"] == "10.0.1.100"
+        targets = {t["type"]: t for t in lb["targets"] if t["type"] == "label_selector"}
+        assert targets["label_selector"]["label_selector"]["selector"] == "role=db"
+        assert sorted(t["server"]["id"] for t in lb["targets"] if t["type"] == "server") == sorted(
+            servers[name]["id"] for name in ("oc-web-1", "oc-web-2"))
+        assert lb["id"] in servers["oc-web-1"]["load_balancers"]
+
+        # 2. the same playbook again changes nothing
+        second = _playbook("create.yml", env, work)
+        assert second["changed"] == 0, second
+
+        # 3. the *_info modules see the stack
+        _playbook("info.yml", env, work)
+
+        # 4. the inventory plugin lists the servers
+        inventory = work / "stack.hcloud.yml"
+        inventory.write_text(
+            "plugin: hetzner.hcloud.hcloud\n"
+            "label_selector: stack=oc\n"
+            "network: oc-net\n"
+            "keyed_groups:\n"
+            "  - key: hcloud_labels.role\n"
+            "    prefix: role\n"
+        )
+        output = _run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"], env, work)
+        listing = _plain(json.loads(output[output.index("{"):]))
+        hostvars = listing["_meta"]["hostvars"]
+        assert set(hostvars) == SERVERS, output[-3000:]
+        assert set(listing["role_web"]["hosts"]) == {"oc-web-1", "oc-web-2"}
+        assert set(listing["role_db"]["hosts"]) == {"oc-db-1"}
+        for name, host in hostvars.items():
+            assert host["hcloud_id"] == servers[name]["id"]
+            assert host["hcloud_status"] == "running"
+            assert host["hcloud_location"] == "hel1"
+            assert host["hcloud_server_type"] == "cx23"
+            assert host["hcloud_labels"] == servers[name]["labels"]
+            assert host["hcloud_ipv4"] == servers[name]["public_net"]["ipv4"]["ip"]
+            assert host["hcloud_private_ipv4"] == servers[name]["private_net"][0]["ip"]
+            assert host["hcloud_private_networks"] == [
+                {"id": network["id"], "name": "oc-net", "ip": servers[name]["private_net"][0]["ip"]}]
+            assert host["ansible_host"] == servers[name]["public_net"]["ipv4"]["ip"]
+
+        # 5. delete everything
+        deleted = _playbook("delete.yml", env, work)
+        assert deleted["changed"] > 0, deleted
+        leftovers = {name: _get(cloud, f"/{name}")[name] for name in RESOURCE_LISTS}
+        assert all(not items for items in leftovers.values()), leftovers
+    finally:
+        cloud.stop()
