@@ -54,6 +54,7 @@ class Cloud:
             for token in project["_tokens"]:
                 self.tokens[token["token"]] = (project["id"], token["readonly"])
         self._after_commit: set[str] = set()
+        self._memo: dict | None = None
         from . import resources          # noqa: F401  (registers every resource type)
         self.resources = {cls.plural: cls(self) for cls in resources.RESOURCE_TYPES}
         for model in self.resources.values():
@@ -70,6 +71,27 @@ class Cloud:
 
     def after_commit(self, hook: str) -> None:
         self._after_commit.add(hook)
+
+    # --- derived indexes, built once per list response (nothing changes while a list renders)
+    @contextmanager
+    def memo_scope(self):
+        outer = self._memo
+        if outer is None:
+            self._memo = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._memo = None
+
+    def memo(self, key, build):
+        """build() once per memo_scope (e.g. server id -> volume ids for a page of servers); outside
+        a scope every call builds afresh, so writes never see a stale index."""
+        if self._memo is None:
+            return build()
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     # --- projects and tokens
     def create_project(self, name: str) -> dict:
@@ -130,13 +152,20 @@ class Cloud:
     def action_json(self, action: dict) -> dict:
         return public(action)
 
+    def locked_resources(self) -> set[tuple[str, int]]:
+        """(type, id) of every resource locked by a running action: the action's first resource."""
+        def build():
+            locked = set()
+            for aid in self.running:
+                action = self.store.get("action", aid)
+                first = action["resources"][0] if action["resources"] else None
+                if first and action["_effect"] != "nothing":
+                    locked.add((first["type"], first["id"]))
+            return locked
+        return self.memo("locked", build)
+
     def locked(self, rtype: str, rid: int) -> bool:
-        for aid in self.running:
-            action = self.store.get("action", aid)
-            first = action["resources"][0] if action["resources"] else None
-            if first and first["type"] == rtype and first["id"] == rid and action["_effect"] != "nothing":
-                return True
-        return False
+        return (rtype, rid) in self.locked_resources()
 
     def assert_unlocked(self, rtype: str, rid: int, label: str) -> None:
         if self.locked(rtype, rid):
@@ -264,7 +293,8 @@ class ResourceModel:
         items = self.filter(items, query)
         items = sort_items(items, query.getlist("sort"), self.sort_fields)
         page, meta = paginate(items, query.get("page"), query.get("per_page"))
-        return [self.render(obj) for obj in page], meta
+        with self.cloud.memo_scope():
+            return [self.render(obj) for obj in page], meta
 
     def filter(self, items: list[dict], query) -> list[dict]:
         return items

@@ -107,8 +107,17 @@ class Firewalls(ResourceModel):
                 ids.update(s["id"] for s in self.selector_servers(firewall["_project"], target["label_selector"]["selector"]))
         return ids
 
+    def firewalls_by_server(self, project: int) -> dict[int, list[dict]]:
+        def build():
+            index: dict[int, list[dict]] = {}
+            for fw in self.objects(project):
+                for sid in self.servers_of(fw):
+                    index.setdefault(sid, []).append(fw)
+            return index
+        return self.cloud.memo(("firewalls_by_server", project), build)
+
     def firewalls_of_server(self, server: dict) -> list[dict]:
-        return [fw for fw in self.objects(server["_project"]) if server["id"] in self.servers_of(fw)]
+        return self.firewalls_by_server(server["_project"]).get(server["id"], [])
 
     def render(self, obj):
         data = super().render(obj)
@@ -258,11 +267,12 @@ class Firewalls(ResourceModel):
 
     def sync_backend(self) -> None:
         seen = set()
-        for server in self.store.all("server"):
-            seen.add(server["id"])
-            rules = self.effective_rules(server)
-            if self._sent.get(server["id"], ...) != rules:
-                self._sent[server["id"]] = rules
-                self.cloud.backend.set_firewall(server["id"], rules)
+        with self.cloud.memo_scope():
+            for server in self.store.all("server"):
+                seen.add(server["id"])
+                rules = self.effective_rules(server)
+                if self._sent.get(server["id"], ...) != rules:
+                    self._sent[server["id"]] = rules
+                    self.cloud.backend.set_firewall(server["id"], rules)
         for gone in set(self._sent) - seen:
             del self._sent[gone]

@@ -71,10 +71,30 @@ class Servers(ResourceModel):
             return {"id": primary["id"], "ip": primary["ip"], "blocked": False, "dns_ptr": ptr}
         return {"id": primary["id"], "ip": primary["ip"], "blocked": False, "dns_ptr": primary["dns_ptr"]}
 
+    def references(self, project: int) -> dict[int, dict[str, list[int]]]:
+        """Per server id: the floating IPs, volumes and load balancers that point at it."""
+        def build():
+            index: dict[int, dict[str, list[int]]] = {}
+
+            def add(sid, kind, oid):
+                index.setdefault(sid, {"floating_ips": [], "volumes": [], "load_balancers": []})[kind].append(oid)
+            for fip in self.cloud.floating_ips.objects(project):
+                if fip["server"]:
+                    add(fip["server"], "floating_ips", fip["id"])
+            for volume in self.cloud.volumes.objects(project):
+                if volume["server"]:
+                    add(volume["server"], "volumes", volume["id"])
+            for lb in self.cloud.load_balancers.objects(project):
+                for sid in self.cloud.load_balancers.target_server_ids(lb):
+                    add(sid, "load_balancers", lb["id"])
+            return index
+        return self.cloud.memo(("server_references", project), build)
+
     def render(self, obj):
         data = super().render(obj)
         catalog = self.cloud.catalog
         project = obj["_project"]
+        refs = self.references(project).get(obj["id"], {"floating_ips": [], "volumes": [], "load_balancers": []})
         data["status"] = self.status(obj)
         data["server_type"] = catalog.server_type(obj["_server_type"])
         data["location"] = catalog.location(obj["_location"])
@@ -84,14 +104,13 @@ class Servers(ResourceModel):
         data["public_net"] = {
             "ipv4": self.address(obj["_ipv4"], "ipv4"),
             "ipv6": self.address(obj["_ipv6"], "ipv6"),
-            "floating_ips": sorted(f["id"] for f in self.cloud.floating_ips.objects(project) if f["server"] == obj["id"]),
+            "floating_ips": sorted(refs["floating_ips"]),
             "firewalls": [{"id": fw["id"], "status": "applied"} for fw in self.cloud.firewalls.firewalls_of_server(obj)],
         }
         group = self.store.get("placement_group", obj["_placement_group"]) if obj["_placement_group"] else None
         data["placement_group"] = self.cloud.placement_groups.render(group) if group else None
-        data["volumes"] = sorted(v["id"] for v in self.cloud.volumes.objects(project) if v["server"] == obj["id"])
-        data["load_balancers"] = sorted(lb["id"] for lb in self.cloud.load_balancers.objects(project)
-                                        if obj["id"] in self.cloud.load_balancers.target_server_ids(lb))
+        data["volumes"] = sorted(refs["volumes"])
+        data["load_balancers"] = sorted(refs["load_balancers"])
         data["locked"] = self.cloud.locked("server", obj["id"])
         data["primary_disk_size"] = data["server_type"]["disk"] if obj["_disk"] is None else obj["_disk"]
         return data
