@@ -468,7 +468,7 @@ def plan_server(desired, actual, ctx):
         want["firewalls"] = sorted({ctx.canonical_name("firewall", f) for f in desired["firewalls"]}, key=str)
     if desired.get("networks") is not None:
         want["networks"] = _server_networks_desired(desired["networks"], (before or {}).get("networks"), ctx, plan)
-    if state == "started":
+    if state in ("started", "restarted"):
         want["status"] = "running"
     elif state == "stopped":
         want["status"] = "off"
@@ -824,9 +824,12 @@ SERVICE_HTTP_DEFAULTS = {"cookie_name": "HCLBSTICKY", "cookie_lifetime": 300, "c
 
 
 def _norm_service(s):
+    health_check = copy.deepcopy(s.get("health_check")) if s.get("health_check") else None
+    if health_check and (health_check.get("protocol") == "tcp" or health_check.get("http") is None):
+        health_check.pop("http", None)  # the API answers `http: null` for tcp checks
     result = {"protocol": s.get("protocol"), "listen_port": s.get("listen_port"),
               "destination_port": s.get("destination_port"), "proxyprotocol": bool(s.get("proxyprotocol")),
-              "health_check": copy.deepcopy(s.get("health_check")) if s.get("health_check") else None}
+              "health_check": health_check}
     if s.get("protocol") in ("http", "https"):
         result["http"] = copy.deepcopy(s.get("http") or {})
     return result

@@ -268,6 +268,13 @@ def test_server_state_stopped_and_started():
     assert not plan("server", server_spec(state="present"), server(status="off"), context()).changed
 
 
+def test_server_restarted_reboots_a_running_server_and_starts_a_stopped_one():
+    assert steps(plan("server", server_spec(state="restarted"), server(), context())) == [
+        ("action", "server", "reboot")]
+    assert steps(plan("server", server_spec(state="restarted"), server(status="off"), context())) == [
+        ("action", "server", "poweron")]
+
+
 def test_server_labels_and_firewall_changes():
     p = plan("server", server_spec(labels={"role": "web"}, firewalls=[]), server(), context())
     assert steps(p) == [("update", "server", None), ("action", "firewall", "remove_from_resources")]
@@ -384,6 +391,16 @@ def test_load_balancer_service_update_and_type_change():
     p = plan("load_balancer", desired, copy.deepcopy(LB), context())
     assert steps(p) == [("action", "load_balancer", "change_type"), ("action", "load_balancer", "update_service")]
     assert p.phases[1][0].body["destination_port"] == 9090
+
+
+def test_load_balancer_tcp_service_with_null_http_check_is_unchanged():
+    actual = copy.deepcopy(LB)
+    actual["services"].append({"protocol": "tcp", "listen_port": 5432, "destination_port": 5432,
+                               "proxyprotocol": False, "http": None,
+                               "health_check": {"protocol": "tcp", "port": 5432, "interval": 15, "timeout": 10,
+                                                "retries": 3, "http": None}})
+    desired = lb_spec(services=[{"protocol": "http", "listen_port": 80}, {"protocol": "tcp", "listen_port": 5432}])
+    assert not plan("load_balancer", desired, actual, context()).changed
 
 
 def test_load_balancer_targets_replace():
