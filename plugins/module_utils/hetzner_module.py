@@ -69,6 +69,7 @@ def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclus
         module.warn(warning)
     result = {"changed": plan.changed, "diff": plan.diff, "plan": plan.to_dict()}
     if plan.errors:
+        result["changed"] = False
         module.fail_json(msg="%s %r: nothing was changed because the request is invalid: %s" % (
             kind, desired["name"], " | ".join(plan.errors)), errors=plan.errors, **result)
     if module.check_mode or not plan.changed:

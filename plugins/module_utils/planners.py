@@ -70,6 +70,9 @@ def _absent(plan: Plan, actual, normalised_before, pre_steps=None) -> Plan:
     plan.after = None
     if actual is None:
         return plan
+    if _protection(actual):
+        plan.errors.append("state: %s %r is delete-protected; run with delete_protection: false first, "
+                           "then delete it" % (plan.kind, actual.get("name")))
     plan.operation = "delete"
     for step in pre_steps or []:
         plan.add(step)
@@ -971,18 +974,24 @@ def plan_load_balancer(desired, actual, ctx):
         if not after["location"]:
             errors.append("location: required to create load balancer %r" % desired.get("name"))
         plan.operation = "create"
+        # A fixed private IP needs attach_to_network after the create; a load balancer without
+        # public interface cannot exist without a network, so it is created public and the
+        # interface is disabled once it is attached.
+        attach_later = network_ref is not None and bool(after["network_ip"])
         body = {"name": after["name"], "load_balancer_type": after["load_balancer_type"],
                 "location": after["location"], "algorithm": {"type": after["algorithm"]},
                 "labels": after["labels"], "services": [_prune(s) for s in after["services"]],
-                "public_interface": after["public_interface"]}
-        if network_ref is not None and not after["network_ip"]:
+                "public_interface": after["public_interface"] or attach_later}
+        if network_ref is not None and not attach_later:
             body["network"] = network_ref
         plan.add(Step("create", "load_balancer", plan.target, body=body))
-        if network_ref is not None and after["network_ip"]:
+        if attach_later:
             plan.add(Step("action", "load_balancer", plan.target, "attach_to_network",
                           {"network": network_ref, "ip": after["network_ip"]}))
         for t in after["targets"]:
             plan.add(Step("action", "load_balancer", plan.target, "add_target", _target_payload(t, target_refs)))
+        if attach_later and not after["public_interface"]:
+            plan.add(Step("action", "load_balancer", plan.target, "disable_public_interface"))
         _protection_step(plan, "load_balancer", {"delete_protection": False}, after)
         return _finish(plan, None, after)
 

@@ -68,6 +68,13 @@ def test_ssh_key_other_key_material_is_replaced_with_a_warning():
     assert p.warnings
 
 
+def test_deleting_a_protected_resource_fails_before_anything_changes():
+    actual = copy.deepcopy(NETWORK)
+    actual["protection"] = {"delete": True}
+    p = plan("network", spec(name="net", state="absent"), actual, context())
+    assert any("delete_protection: false" in e for e in p.errors)
+
+
 def test_absent_deletes_and_absent_missing_is_noop():
     assert steps(plan("ssh_key", spec(name="admin", state="absent"), SSH_ACTUAL, context())) == [
         ("delete", "ssh_key", None)]
