@@ -21,7 +21,7 @@ description:
   - O(label_selector) and O(status) are filters applied by the API, so filtered-out servers are never
     transferred.
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 requirements:
   - hcloud >= 2.0 (hcloud-python)
 extends_documentation_fragment:

@@ -9,7 +9,7 @@ module: stack
 short_description: Converge a whole Hetzner Cloud topology (networks, firewalls, servers per tier, volumes, load balancers) in one task
 version_added: 0.1.0
 description:
-  - Declares a complete stack: SSH keys, private networks with subnets, firewalls, placement groups,
+  - Declares a complete stack, that is SSH keys, private networks with subnets, firewalls, placement groups,
     servers grouped in tiers, volumes, load balancers and floating IPs. One task makes the project match it.
   - Reads the current state with one list request per resource type, plans every resource with the same
     per-type planners the single-resource modules use, and shows that plan in check mode and with C(--diff)
@@ -24,10 +24,10 @@ description:
   - Expert validation runs before any change (orderable server types, fixed private IPs inside the right
     subnet and unused, network zones, placement group sizes, firewall rules that cannot work); if anything is
     wrong the task fails and nothing is created.
-  - Re-running is safe after any interruption: resources are found by name and label before anything is
+  - Re-running is safe after any interruption, because resources are found by name and label before anything is
     created, so there are no duplicates, and a no-change run sends only the list requests (8).
 author:
-  - autoscale.hetzner contributors
+  - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
 attributes:
@@ -494,8 +494,8 @@ def argument_spec():
         prune=dict(type="bool", default=False),
         location=dict(type="str"),
         labels=dict(type="dict", default={}),
-        ssh_keys=_list_of(name=dict(type="str", required=True), public_key=dict(type="str", required=True),
-                          labels=LABELS),
+        ssh_keys=dict(_list_of(name=dict(type="str", required=True), public_key=dict(type="str", required=True),
+                               labels=LABELS), no_log=False),  # public keys are not secrets
         networks=_list_of(
             name=dict(type="str", required=True), ip_range=dict(type="str", required=True),
             subnets=dict(type="list", elements="dict", options=dict(

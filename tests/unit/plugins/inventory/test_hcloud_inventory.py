@@ -12,7 +12,6 @@ import pytest
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
-from ansible.vars.manager import VariableManager
 
 # The collection loader must own the ansible_collections namespace before the plugin is imported,
 # or the inventory loader later finds a module it did not load itself.
@@ -58,7 +57,7 @@ def load_inventory(tmp_path, api, config):
     if not inventory.hosts:
         # parse_sources only warns when a source fails; surface the reason in the test.
         raise AssertionError("inventory source failed to parse")
-    return inventory, VariableManager(loader=loader, inventory=inventory)
+    return inventory
 
 
 def hostvars(inventory, name):
@@ -70,7 +69,7 @@ def group_members(inventory, group):
 
 
 def test_groups_from_labels_location_type_and_network(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "")
+    inventory = load_inventory(tmp_path, api, "")
     assert group_members(inventory, "hcloud") == ["db-1", "stopped-1", "web-1", "web-2"]
     assert group_members(inventory, "web") == ["web-1", "web-2"]
     assert group_members(inventory, "db") == ["db-1"]
@@ -82,7 +81,7 @@ def test_groups_from_labels_location_type_and_network(tmp_path, api):
 
 
 def test_hostvars_carry_the_hcloud_facts(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "")
+    inventory = load_inventory(tmp_path, api, "")
     web = hostvars(inventory, "web-1")
     assert web["ansible_host"] == "203.0.113.1"
     assert web["hcloud_id"] == 1
@@ -102,13 +101,13 @@ def test_hostvars_carry_the_hcloud_facts(tmp_path, api):
 
 def test_one_list_of_networks_and_no_token_probe(tmp_path, api):
     load_inventory(tmp_path, api, "")
-    paths = sorted(path for path, _ in api.requests)
+    paths = sorted(request[0] for request in api.requests)
     assert paths == ["/v1/networks", "/v1/servers"]
-    assert all(query["per_page"] == ["50"] for _, query in api.requests)
+    assert all(query["per_page"] == ["50"] for path, query in api.requests)
 
 
 def test_connect_with_private_ipv4_in_the_named_network(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "connect_with: private_ipv4\nnetwork: autoscale-network\n")
+    inventory = load_inventory(tmp_path, api, "connect_with: private_ipv4\nnetwork: autoscale-network\n")
     assert hostvars(inventory, "db-1")["ansible_host"] == "10.0.3.10"
     assert hostvars(inventory, "db-1")["hcloud_private_ipv4"] == "10.0.3.10"
     assert hostvars(inventory, "web-2")["ansible_host"] == "10.0.1.11"
@@ -116,12 +115,12 @@ def test_connect_with_private_ipv4_in_the_named_network(tmp_path, api):
 
 
 def test_connect_with_name(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "connect_with: name\n")
+    inventory = load_inventory(tmp_path, api, "connect_with: name\n")
     assert hostvars(inventory, "db-1")["ansible_host"] == "db-1"
 
 
 def test_label_selector_and_status_are_sent_to_the_api(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "label_selector: stack=prod\nstatus: [running]\n")
+    inventory = load_inventory(tmp_path, api, "label_selector: stack=prod\nstatus: [running]\n")
     assert group_members(inventory, "hcloud") == ["db-1", "web-1", "web-2"]
     server_queries = [query for path, query in api.requests if path == "/v1/servers"]
     assert server_queries == [{"label_selector": ["stack=prod"], "status": ["running"], "page": ["1"], "per_page": ["50"]}]
@@ -137,14 +136,14 @@ def test_constructed_keyed_groups_compose_and_groups(tmp_path, api):
         "groups:\n"
         "  stopped: hcloud_status == 'off'\n"
     )
-    inventory, _ = load_inventory(tmp_path, api, config)
+    inventory = load_inventory(tmp_path, api, config)
     assert group_members(inventory, "stack_prod") == ["db-1", "web-1", "web-2"]
     assert group_members(inventory, "stopped") == ["stopped-1"]
     assert hostvars(inventory, "db-1")["ansible_host"] == "10.1.0.5"
 
 
 def test_configurable_label_groups_and_group_by(tmp_path, api):
-    inventory, _ = load_inventory(tmp_path, api, "label_groups: [stack]\ngroup_by: [status]\n")
+    inventory = load_inventory(tmp_path, api, "label_groups: [stack]\ngroup_by: [status]\n")
     assert group_members(inventory, "prod") == ["db-1", "web-1", "web-2"]
     assert group_members(inventory, "status_off") == ["stopped-1"]
     assert "web" not in inventory.groups
@@ -165,7 +164,7 @@ def test_1000_servers_in_21_requests(tmp_path):
     networks = [{"id": 100 + n, "name": "net-%d" % n, "ip_range": "10.%d.0.0/16" % n, "subnets": [], "labels": {}}
                 for n in range(10)]
     with FakeHcloudAPI(servers, networks) as api:
-        inventory, _ = load_inventory(tmp_path, api, "")
+        inventory = load_inventory(tmp_path, api, "")
         assert len(inventory.hosts) == 1000
         assert len(group_members(inventory, "app")) == 334  # i % 3 == 1
         assert len(api.requests) == 21  # 20 server pages + 1 network page

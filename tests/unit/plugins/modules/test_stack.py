@@ -78,7 +78,10 @@ def created_state(stack_name):
     params = production_params()
     desired = expand_topology(params)
     ctx = empty_context()
-    labels = lambda spec: dict(spec["labels"])  # noqa: E731
+
+    def labels(spec):
+        return dict(spec["labels"])
+
     ctx.add("network", {"id": 10, "name": "autoscale-prod-network", "ip_range": "10.0.0.0/16",
                         "labels": labels(desired["network"][0]), "protection": {"delete": False},
                         "expose_routes_to_vswitch": False, "routes": [],
