@@ -111,6 +111,8 @@ class Firewalls(ResourceModel):
         def build():
             index: dict[int, list[dict]] = {}
             for fw in self.objects(project):
+                if not fw["_applied_to"]:
+                    continue
                 for sid in self.servers_of(fw):
                     index.setdefault(sid, []).append(fw)
             return index
