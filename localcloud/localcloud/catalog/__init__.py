@@ -22,16 +22,32 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+_INDEXES: dict[int, tuple[list, int, dict, dict]] = {}
+
+
+def _index(items: list[dict]) -> tuple[dict, dict]:
+    """{id: item} and {name: first item of that name} of a catalogue list (rebuilt if the list
+    object or its length changes, e.g. in tests)."""
+    cached = _INDEXES.get(id(items))
+    if cached is None or cached[0] is not items or cached[1] != len(items):
+        by_name: dict = {}
+        for item in items:
+            by_name.setdefault(item.get("name"), item)
+        cached = _INDEXES[id(items)] = (items, len(items), {item["id"]: item for item in items}, by_name)
+    return cached[2], cached[3]
+
+
 def _find(items: list[dict], ref: Any) -> dict | None:
     """Look an item up by int id, numeric string id, or name."""
     if ref is None or isinstance(ref, bool):
         return None
+    by_id, by_name = _index(items)
     if isinstance(ref, int):
-        return next((i for i in items if i["id"] == ref), None)
+        return by_id.get(ref)
     ref = str(ref)
     if ref.isdigit():
-        return next((i for i in items if i["id"] == int(ref)), None)
-    return next((i for i in items if i.get("name") == ref), None)
+        return by_id.get(int(ref))
+    return by_name.get(ref)
 
 
 _LEGACY_DATACENTERS = {"nbg1": (2, "dc3"), "hel1": (3, "dc2"), "fsn1": (4, "dc14"), "ash": (5, "dc1"),
