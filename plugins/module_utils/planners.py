@@ -116,6 +116,10 @@ def plan_ssh_key(desired, actual, ctx):
     if actual is None:
         if not desired.get("public_key"):
             plan.errors.append("public_key: required to create ssh key %r" % desired.get("name"))
+        for other in ctx.all("ssh_key"):
+            if want.get("public_key") and ssh_key_blob(other.get("public_key")) == want["public_key"]:
+                plan.errors.append("public_key: this key is already stored as %r (keys are unique by fingerprint); "
+                                   "use name: %s or delete that key first" % (other.get("name"), other.get("name")))
         after = deep_merge({"name": None, "public_key": None, "labels": {}}, want)
         plan.operation = "create"
         plan.add(Step("create", "ssh_key", plan.target, body={
@@ -487,6 +491,8 @@ def plan_server(desired, actual, ctx):
         after["placement_group"] = want.get("placement_group")
 
     # ---- validation (before anything changes)
+    v.check_server_name(after["name"], errors)
+    v.check_user_data(desired.get("user_data"), errors)
     location = v.check_location(after["location"], ctx, errors) if after["location"] else None
     server_type = None
     if after["server_type"] is not None:
@@ -1096,7 +1102,10 @@ REPRESENTERS = {
 
 def plan(kind: str, desired: dict, actual: dict | None, ctx) -> Plan:
     """Plan one resource. Pure: reads only its arguments."""
-    return PLANNERS[kind](desired, actual, ctx)
+    result = PLANNERS[kind](desired, actual, ctx)
+    if desired.get("state") != "absent":
+        v.check_labels(desired.get("labels"), result.errors)
+    return result
 
 
 def normalise(kind: str, obj: dict | None, ctx) -> dict | None:

@@ -283,7 +283,7 @@ def fetch_result(api, plan: Plan, resolver: Resolver) -> dict | None:
 
 # Which kinds each planner needs in its Context (besides its own kind).
 CONTEXT_NEEDS = {
-    "ssh_key": [],
+    "ssh_key": ["ssh_key"],
     "placement_group": [],
     "network": ["location"],
     "firewall": ["server"],

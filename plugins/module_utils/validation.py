@@ -334,3 +334,36 @@ def firewall_rule_warnings(rules: list[dict], option: str = "rules") -> list[str
             warnings.append("%s[%d]: SSH (port 22) is open to the whole internet; restrict source_ips to your "
                             "admin networks or a bastion" % (option, i))
     return warnings
+
+
+LABEL_VALUE = re.compile(r"^(|[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])$")
+LABEL_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$")
+LABEL_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+USER_DATA_LIMIT = 32 * 1024
+
+
+def check_labels(labels, errors: list, option: str = "labels") -> None:
+    """Label keys `[prefix/]name` and values as the API accepts them; `hetzner.cloud/` is reserved."""
+    for key, value in (labels or {}).items():
+        key = str(key)
+        prefix, _sep, name = key.rpartition("/")
+        if prefix == "hetzner.cloud" or prefix.endswith(".hetzner.cloud"):
+            errors.append("%s: key %r uses the reserved prefix hetzner.cloud/" % (option, key))
+        elif (prefix and not LABEL_PREFIX.match(prefix)) or not LABEL_NAME.match(name):
+            errors.append("%s: key %r is invalid; use [prefix/]name with at most 63 alphanumerics, '-', '_', '.' "
+                          "(starting and ending alphanumeric)" % (option, key))
+        if value is None or not LABEL_VALUE.match(str(value)):
+            errors.append("%s: value %r of %r is invalid; use at most 63 alphanumerics, '-', '_', '.' (starting and "
+                          "ending alphanumeric) or an empty string" % (option, value, key))
+
+
+def check_server_name(name, errors: list) -> None:
+    if name is not None and not HOSTNAME.match(str(name)):
+        errors.append("name: %r is not a valid hostname (RFC 1123: letters, digits, '-', dots between labels)" % name)
+
+
+def check_user_data(user_data, errors: list) -> None:
+    if user_data is not None and len(user_data.encode("utf-8")) > USER_DATA_LIMIT:
+        errors.append("user_data: %d bytes exceed the API limit of 32 KiB; compress it (cloud-init accepts gzip) or "
+                      "fetch the rest from elsewhere" % len(user_data.encode("utf-8")))

@@ -62,6 +62,20 @@ def test_labels_are_replaced_not_merged_and_empty_clears():
     assert not plan("ssh_key", spec(name="admin"), actual, context()).changed
 
 
+def test_ssh_key_already_stored_under_another_name_fails_early():
+    ctx = context(ssh_key=[dict(SSH_ACTUAL, name="old")])
+    p = plan("ssh_key", spec(name="admin", public_key=KEY), None, ctx)
+    assert any("already stored as 'old'" in e for e in p.errors)
+
+
+def test_invalid_labels_hostname_and_user_data_fail_early():
+    p = plan("placement_group", spec(name="pg", labels={"hetzner.cloud/x": "1", "ok": "-bad-"}), None, context())
+    assert len(p.errors) == 2 and all(e.startswith("labels:") for e in p.errors)
+    p = plan("server", server_spec(name="web_1", user_data="x" * 40000), None, context(server=[]))
+    text = " ".join(p.errors)
+    assert "name: 'web_1' is not a valid hostname" in text and "user_data" in text
+
+
 def test_ssh_key_other_key_material_is_replaced_with_a_warning():
     p = plan("ssh_key", spec(name="admin", public_key="ssh-ed25519 BBBB x"), SSH_ACTUAL, context())
     assert steps(p) == [("delete", "ssh_key", None), ("create", "ssh_key", None)]
