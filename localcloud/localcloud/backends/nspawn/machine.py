@@ -47,6 +47,14 @@ def rm_cgroup(path: Path) -> None:
         pass
 
 
+def separate_local_stage(lower: Path) -> bool:
+    for d in ("lib/systemd/system", "usr/lib/systemd/system"):
+        unit = lower / d / "cloud-init-local.service"
+        if unit.exists():
+            return "cloud-init init --local" in unit.read_text()
+    return False
+
+
 def vendor_data(root_password: str | None) -> str:
     # Hetzner's images let cloud-init write the sshd drop-in 50-cloud-init.conf with
     # PasswordAuthentication yes; a role that hardens sshd has to deal with it here too.
@@ -107,6 +115,13 @@ class Machine:
         write_file(r / "etc/cloud/cloud.cfg.d/98_localcloud_machine.cfg",
                    "# host keys were made for this machine by the local cloud\n"
                    "ssh_deletekeys: false\n")
+        if separate_local_stage(lower):
+            # cloud-init 22.x (bookworm) starts python once per stage; the NoCloud seed is found
+            # just as well by the network stage, which saves ~0.3 s of CPU on the way to sshd
+            # (measured 0.93 -> 0.66 s). cloud-init 24+ (trixie) runs all stages in one process.
+            link = r / "etc/systemd/system/cloud-init-local.service"
+            if not link.is_symlink():
+                link.symlink_to("/dev/null")
         write_file(r / "etc/apt/apt.conf.d/01localcloud-proxy",
                    f'Acquire::http::Proxy "{self.backend.net.proxy_url}";\n')
         seed = r / SEED_DIR
