@@ -104,8 +104,8 @@ options:
   state:
     description:
       - V(present) creates the server (running) and keeps its power state; V(started) and V(stopped) also
-        ensure the power state; V(restarted) reboots a running server; V(rebuilt) reinstalls it from O(image);
-        V(absent) deletes it.
+        ensure the power state; V(restarted) reboots a running server (and starts a stopped one);
+        V(rebuilt) reinstalls it from O(image); V(absent) deletes it.
     type: str
     choices: [present, absent, started, stopped, rebuilt, restarted]
     default: present
