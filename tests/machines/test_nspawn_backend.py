@@ -160,6 +160,19 @@ def test_rebuild_gives_a_fresh_disk(cloud, ssh):
     assert ssh.run(host, "hostname").stdout.strip() == "web-1"
 
 
+def test_server_without_public_ipv4(cloud, ssh, ssh_key):
+    backend, specs = cloud
+    key = ssh_key.with_suffix(".pub").read_text().strip()
+    spec = ServerSpec(4, "private-4", "debian-12", None, (key,), None, (att("10.77.0.4"),))
+    backend.create_server(spec).result(timeout=300)    # boot detected without sshd on a public IP
+    assert backend.machine_status(4) == "running"
+    deadline = time.monotonic() + 30
+    while ssh.run(ip(specs, 1), "ping -c1 -W1 10.77.0.4", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "server without public IPv4 not reachable privately"
+    backend.delete_server(4).result(timeout=60)
+    assert host_traces(4) == []
+
+
 def test_boot_failure_fails_the_future(cloud, ssh_key):
     backend, _ = cloud
     key = ssh_key.with_suffix(".pub").read_text().strip()

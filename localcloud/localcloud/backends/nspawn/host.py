@@ -85,7 +85,8 @@ def ensure_host_packages() -> None:
             raise BackendError(f"missing host packages {missing} and no apt-get to install them")
         log.info("installing host packages: %s", " ".join(missing))
         env = {"DEBIAN_FRONTEND": "noninteractive"}
-        argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+        argv = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q",
+                "--no-install-recommends", *missing]
         last = None
         for attempt in range(3):
             try:

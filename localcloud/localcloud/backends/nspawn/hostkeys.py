@@ -25,6 +25,7 @@ class HostKeyPool:
         self.lock = threading.Lock()
         self.filling = False
         self.closed = False
+        self.thread: threading.Thread | None = None
 
     def _generate(self, nice: bool) -> Path:
         tmp = self.dir / f".new-{uuid.uuid4().hex}"
@@ -58,7 +59,8 @@ class HostKeyPool:
                 log.warning("host key pool: %s", exc)
             finally:
                 self.filling = False
-        threading.Thread(target=work, name="hostkeys", daemon=True).start()
+        self.thread = threading.Thread(target=work, name="hostkeys", daemon=True)
+        self.thread.start()
 
     def install(self, etc_ssh: Path, hostname: str) -> None:
         """Move one key set into a machine's /etc/ssh (generating it now if the pool is empty)."""
@@ -84,3 +86,5 @@ class HostKeyPool:
 
     def close(self) -> None:
         self.closed = True
+        if self.thread is not None:
+            self.thread.join(timeout=30)        # at most one key set in flight
