@@ -197,6 +197,21 @@ def test_production_check_create_rerun_change_prune(localcloud, run_playbook):
     assert_exactly_declared(localcloud, token, stack)
 
 
+def test_minimal_scenario_converges_and_is_idempotent(localcloud, run_playbook):
+    token = new_project(localcloud, "stack-minimal")
+    stack = scenario("minimal")
+    result, planned = run_provision(run_playbook, token, inventory="minimal", check=True)
+    assert result.rc == 0, result.output
+    assert Counter(e["type"] for e in planned["plan"]) == {
+        "ssh_key": 1, "network": 1, "firewall": 2, "server": 4, "volume": 1}
+    result, created = run_provision(run_playbook, token, inventory="minimal")
+    assert result.rc == 0, result.output
+    assert plan_keys(created) == plan_keys(planned)
+    assert_exactly_declared(localcloud, token, stack)
+    result, rerun = run_provision(run_playbook, token, inventory="minimal")
+    assert result.rc == 0 and rerun["changed"] is False and rerun["api_requests"] < 15
+
+
 def test_expert_validation_fails_before_anything_is_created(localcloud, run_playbook):
     token = new_project(localcloud, "stack-validation")
     stack = scenario("production")
