@@ -304,7 +304,11 @@ def ssh_banner(ip: str, timeout: float = 0.3) -> bool:
     try:
         with socket.create_connection((ip, 22), timeout=timeout) as s:
             s.settimeout(timeout)
-            return s.recv(4) == b"SSH-"
+            if s.recv(4) != b"SSH-":
+                return False
+            # identify and leave politely, so sshd logs no "kex_exchange_identification" error
+            s.sendall(b"SSH-2.0-localcloud-boot-probe\r\n")
+            return True
     except OSError:
         return False
 
