@@ -15,7 +15,7 @@ def test_inbound_default_deny_stateful_with_allowed_ports():
     text = firewall.render({5: ("198.18.1.5", [rule(port="22", source_ips=ANY),
                                                 rule(port="80-85", source_ips=["10.0.0.0/8", "2001:db8::/32"]),
                                                 rule(protocol="icmp", source_ips=ANY)])})
-    chain = text.split("chain s5_in {", 1)[1].split("}", 1)[0]
+    chain = text.split("chain s5_in {", 1)[1].split("\n  }", 1)[0]
     lines = [l.strip() for l in chain.strip().splitlines()]
     assert lines == ["ct state established,related accept",
                      "tcp dport 22 accept",
@@ -28,9 +28,9 @@ def test_inbound_default_deny_stateful_with_allowed_ports():
 
 def test_outbound_rules_make_outbound_default_deny():
     text = firewall.render({7: ("198.18.1.7", [rule("out", "udp", "53", destination_ips=["192.0.2.53/32"])])})
-    out = text.split("chain s7_out {", 1)[1].split("}", 1)[0]
+    out = text.split("chain s7_out {", 1)[1].split("\n  }", 1)[0]
     assert "ip daddr { 192.0.2.53/32 } udp dport 53 accept" in out and "counter drop" in out
-    inbound = text.split("chain s7_in {", 1)[1].split("}", 1)[0]
+    inbound = text.split("chain s7_in {", 1)[1].split("\n  }", 1)[0]
     assert "accept" in inbound.splitlines()[1] and "counter drop" in inbound   # firewall without in rules: deny
     assert 'iifname "lc-pub" ip saddr vmap { 198.18.1.7 : jump s7_out }' in text
 
@@ -38,7 +38,7 @@ def test_outbound_rules_make_outbound_default_deny():
 def test_ipv6_only_rules_and_any_port():
     text = firewall.render({1: ("198.18.1.1", [rule(port="any", source_ips=["::/0"]),
                                                 rule(protocol="udp", port="any", source_ips=ANY)])})
-    chain = text.split("chain s1_in {", 1)[1].split("}", 1)[0]
+    chain = text.split("chain s1_in {", 1)[1].split("\n  }", 1)[0]
     assert "meta l4proto udp accept" in chain
     assert "tcp" not in chain                          # IPv6-only source: the machine has no public IPv6
 
