@@ -53,3 +53,9 @@ def test_images():
     assert backend.image_unavailable("debian-12") is None
     assert backend.image_unavailable("debian-13") is None
     assert "not available in the local cloud" in backend.image_unavailable("ubuntu-24.04")
+
+
+def test_overlapping_sources_are_merged():
+    text = firewall.render({2: ("198.18.1.2", [rule(port="5432", source_ips=["10.0.0.0/8", "10.1.0.0/16",
+                                                                              "10.0.0.5/32", "192.168.1.7"])])})
+    assert "ip saddr { 10.0.0.0/8, 192.168.1.7/32 } tcp dport 5432 accept" in text

@@ -26,8 +26,9 @@ def _v4(cidrs) -> list[str] | None:
             continue
         if net.prefixlen == 0:
             return None
-        out.append(str(net))
-    return out
+        out.append(net)
+    # nft refuses overlapping intervals in one set ("conflicting intervals")
+    return [str(n) for n in ipaddress.collapse_addresses(out)]
 
 
 def _port(port) -> str | None:
