@@ -193,7 +193,7 @@ def host_traces(sid: int, root: Path | None = None) -> list[str]:
     mounts = Path("/proc/mounts").read_text()
     if f"/machines/{sid}/root" in mounts:
         left.append("overlay mount")
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     if any(f"-M lc{sid} " in line for line in ps.splitlines()):
         left.append("nspawn process")
     return left

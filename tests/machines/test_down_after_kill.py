@@ -1,0 +1,80 @@
+"""`localcloud down --state DIR` after `kill -9` of `serve --machines nspawn` removes every machine,
+mount, netns, bridge, route, nft table and process that serve made (from <state>/machines/state.json)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, skip_reason
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+
+
+def api(cloud, method, path, body=None):
+    req = urllib.request.Request(cloud.endpoint + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {cloud.token}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def traces() -> list[str]:
+    left = [f"link {l}" for l in os.listdir("/sys/class/net") if l.startswith("lc")]
+    if Path("/run/netns").exists():
+        left += [f"netns {n.name}" for n in Path("/run/netns").glob("lc-*")]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    left += [f"nft {t}" for t in tables.splitlines() if "localcloud" in t]
+    left += [f"mount {l.split()[1]}" for l in Path("/proc/mounts").read_text().splitlines()
+             if "/machines/" in l.split()[1] and l.startswith("overlay")]
+    ps = subprocess.run(["ps", "-ww", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    left += [f"process {l}" for l in ps.splitlines()
+             if not l.startswith("Z") and ("systemd-nspawn" in l and " -M lc" in l or "apt-cacher-ng -c /run/localcloud" in l)]
+    return left
+
+
+def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
+    sys.path.insert(0, str(ROOT / "localcloud"))
+    from localcloud.backends.nspawn.host import HostLock
+    from localcloud.testing import start_cloud
+
+    probe = HostLock()
+    probe.acquire(tmp_path, wait=600)          # another nspawn cloud may still be closing
+    probe.release()
+    state = tmp_path / "state"
+    cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.2", "--rate-limit", "0")
+    try:
+        key = api(cloud, "POST", "/ssh_keys", {"name": "k", "public_key": Path(f"{ssh_key}.pub").read_text()})
+        created = api(cloud, "POST", "/servers", {"name": "victim-1", "server_type": "cx23", "image": "debian-12",
+                                                  "location": "fsn1", "ssh_keys": [key["ssh_key"]["id"]],
+                                                  "networks": [], "start_after_create": True})
+        action = created["action"]
+        deadline = time.monotonic() + 300
+        while action["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            action = api(cloud, "GET", f"/actions/{action['id']}")["action"]
+        assert action["status"] == "success", action
+        ip = created["server"]["public_net"]["ipv4"]["ip"]
+        ssh.wait(ip, timeout=60)
+        os.kill(cloud.process.pid, signal.SIGKILL)
+        cloud.process.wait(timeout=10)
+        assert any("systemd-nspawn" in t for t in traces()), "the machine should outlive kill -9 of serve"
+    finally:
+        if cloud.process.poll() is None:
+            cloud.process.kill()
+        down = subprocess.run([sys.executable, "-m", "localcloud.cli", "down", "--state", str(state)],
+                              cwd=ROOT / "localcloud", capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    deadline = time.monotonic() + 10
+    while traces() and time.monotonic() < deadline:      # zombies reaped by init, links settling
+        time.sleep(0.2)
+    assert traces() == []
+    assert not (state / "machines").exists()
