@@ -59,12 +59,12 @@ def _lock_server(project, world):
     """Make stop_server long, power off 'lockme': while it runs the server is locked."""
     cloud = project.cloud
     before = cloud.admin("GET", "config")
-    cloud.admin("PUT", "config", {"action_times": {**before["action_times"], "stop_server": 3}})
+    cloud.admin("PUT", "config", {"action_times": {**before["action_times"], "stop_server": 6}})
     action = project.ok("POST", f"/servers/{world['lockme']}/actions/poweroff")["action"]
     cloud.admin("PUT", "config", {"action_times": before["action_times"]})
 
     def teardown():
-        project.wait(action, timeout=10)
+        project.wait(action, timeout=20)
         project.wait(project.ok("POST", f"/servers/{world['lockme']}/actions/poweron")["action"])
     return teardown
 

@@ -192,22 +192,22 @@ def action_times(cloud):
 
 
 def test_actions_take_the_configured_time(project, action_times):
-    action_times(create_server=0.8, start_server=0.4)
+    action_times(create_server=1.2, start_server=0.4)
     started = time.time()
     made = project.ok("POST", "/servers", {"name": "slow", "server_type": "cx23", "image": "debian-12",
                                            "location": "nbg1"})
     assert made["action"]["status"] == "running" and made["action"]["finished"] is None
     assert made["server"]["status"] == "initializing"
     assert [a["command"] for a in made["next_actions"]] == ["start_server"]
-    time.sleep(0.3)
+    time.sleep(0.2)
     assert project.ok("GET", f"/actions/{made['action']['id']}")["action"]["status"] == "running"
     assert project.ok("GET", f"/servers/{made['server']['id']}")["server"]["locked"] is True
     done = project.wait(made["action"])
     assert done["status"] == "success" and done["progress"] == 100 and done["finished"] and done["error"] is None
-    assert time.time() - started >= 0.8
+    assert time.time() - started >= 1.2
     start = project.wait(made["next_actions"][0])
     assert start["status"] == "success"
-    assert time.time() - started >= 1.2
+    assert time.time() - started >= 1.6
     server = project.ok("GET", f"/servers/{made['server']['id']}")["server"]
     assert server["status"] == "running" and server["locked"] is False
 
