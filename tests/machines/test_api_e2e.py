@@ -80,12 +80,15 @@ def test_hcloud_cli_three_servers_network_firewall(api, ssh, ssh_key, tmp_path):
              for p in ("22", "80")]
     (tmp_path / "rules.json").write_text(json.dumps(rules))
     hcloud(api, "firewall", "create", "--name", "e2e-fw", "--rules-file", str(tmp_path / "rules.json"))
+    (tmp_path / "user-data.yml").write_text(
+        "#cloud-config\nwrite_files:\n  - path: /etc/e2e-marker\n    content: via the API\n")
     names = ["e2e-1", "e2e-2", "e2e-3"]
     t0 = time.monotonic()
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda n: hcloud(api, "server", "create", "--name", n, "--type", "cx23",
                                        "--image", "debian-12", "--location", "fsn1", "--ssh-key", "e2e",
-                                       "--network", "e2e-net", "--firewall", "e2e-fw"), names))
+                                       "--network", "e2e-net", "--firewall", "e2e-fw",
+                                       "--user-data-from-file", str(tmp_path / "user-data.yml")), names))
     created = time.monotonic() - t0
     servers = {n: server(api, n) for n in names}
     pub = {n: s["public_net"]["ipv4"]["ip"] for n, s in servers.items()}
@@ -95,6 +98,11 @@ def test_hcloud_cli_three_servers_network_firewall(api, ssh, ssh_key, tmp_path):
         ssh.wait(pub[n], timeout=60)
         assert ssh.run(pub[n], "hostname").stdout.strip() == n
     print(f"3 servers created through the API in {created:.1f}s")
+    assert ssh.run(pub["e2e-3"], "cat /etc/e2e-marker").stdout.strip() == "via the API"
+    ubuntu = subprocess.run([HCLOUD, "server", "create", "--name", "u-1", "--type", "cx23", "--image",
+                             "ubuntu-24.04", "--location", "fsn1", "--ssh-key", "e2e"],
+                            capture_output=True, text=True, env={**os.environ, **api.env})
+    assert ubuntu.returncode != 0 and "not available in the local cloud" in ubuntu.stderr + ubuntu.stdout
 
     ssh.run(pub["e2e-1"], "systemd-run --unit=pg-standin python3 -m http.server 5432")
     deadline = time.monotonic() + 10
