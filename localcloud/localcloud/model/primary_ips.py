@@ -27,25 +27,39 @@ class PublicAddresses:
         for kind in ("primary_ip", "floating_ip"):
             used.update(obj["ip"] for obj in self.cloud.store.all(kind))
         for lb in self.cloud.store.all("load_balancer"):
-            used.update(filter(None, (lb["public_net"]["ipv4"]["ip"], lb["public_net"]["ipv6"]["ip"])))
+            v4, v6 = lb["public_net"]["ipv4"]["ip"], lb["public_net"]["ipv6"]["ip"]
+            if v4:
+                used.add(v4)
+            if v6:                      # a load balancer holds one address of its /64: the /64 is taken
+                used.add(str(ipaddress.ip_network(f"{v6}/64", strict=False)))
         return used
 
     def allocate(self, version: str) -> str:
+        """The lowest free address (IPv4) or /64 (IPv6). Candidates are first formatted cheaply;
+        only one that looks free is checked in ipaddress's canonical form."""
         used = self.used()
         if version == "ipv4":
             candidate = FIRST_SERVER_V4
             while True:
-                ip = str(ipaddress.ip_address(candidate))
-                if ip.split(".")[-1] not in ("0", "255") and ip not in used:
-                    return ip
+                if candidate & 0xFF not in (0, 255):
+                    fast = f"{candidate >> 24}.{(candidate >> 16) & 255}.{(candidate >> 8) & 255}.{candidate & 255}"
+                    if fast not in used:
+                        ip = str(ipaddress.ip_address(candidate))
+                        if ip not in used:
+                            return ip
                 candidate += 1
                 if ipaddress.ip_address(candidate) not in PUBLIC_V4:
                     raise errors.specific("resource_limit_exceeded", "no public IPv4 left in the local cloud", 403)
+        base = int(IPV6_BASE.network_address)
         index = 1
         while True:
-            net = ipaddress.ip_network((int(IPV6_BASE.network_address) + (index << 64), 64))
-            if str(net) not in used:
-                return str(net)
+            value = base + (index << 64)
+            groups = [(value >> shift) & 0xFFFF for shift in (112, 96, 80, 64)]
+            fast = ":".join(f"{g:x}" for g in groups) + "::/64"     # exact unless a zero run is longer
+            if fast not in used:
+                net = str(ipaddress.ip_network((value, 64)))
+                if net not in used:
+                    return net
             index += 1
 
 
