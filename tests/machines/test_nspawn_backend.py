@@ -5,6 +5,7 @@ under a minute; the first run builds debian-12 and debian-13 with debootstrap (~
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -150,13 +151,28 @@ def test_reboot_keeps_disk_and_power_ops(cloud, ssh):
     assert ssh.run(host, "ping -c1 -W2 10.77.0.2", check=False).returncode == 0
 
 
+def test_root_password(cloud, ssh):
+    backend, specs = cloud
+    host = ip(specs, 1)
+    assert ssh.run(host, "getent shadow root | cut -d: -f2").stdout.strip() in ("*", "!", "!*", "")
+    backend.reset_password(1, "s3cret-Pw").result(timeout=60)
+    assert ssh.run(host, "getent shadow root | cut -d: -f2").stdout.startswith("$")
+    # Hetzner's vendor default: password logins allowed (the drop-in cloud-init writes)
+    assert "passwordauthentication yes" in ssh.run(host, "sshd -T").stdout
+
+
 def test_rebuild_gives_a_fresh_disk(cloud, ssh):
     backend, specs = cloud
     host = ip(specs, 1)
     ssh.run(host, "echo old > /root/marker")
-    backend.rebuild(specs[1]).result(timeout=300)
+    backend.rebuild(dataclasses.replace(specs[1], root_password="from-the-api")).result(timeout=300)
     ssh.wait(host)
     assert ssh.run(host, "test -e /root/marker", check=False).returncode != 0
+    # a root_password in the spec goes through cloud-init's vendor-data (chpasswd)
+    deadline = time.monotonic() + 60
+    while not ssh.run(host, "getent shadow root | cut -d: -f2").stdout.startswith("$"):
+        assert time.monotonic() < deadline, "root password from the spec not set"
+        time.sleep(0.5)
     assert ssh.run(host, "hostname").stdout.strip() == "web-1"
 
 
