@@ -114,7 +114,9 @@ class Machine:
         self.backend.hostkeys.install(r / "etc/ssh", spec.name)
         write_file(r / "etc/cloud/cloud.cfg.d/98_localcloud_machine.cfg",
                    "# host keys were made for this machine by the local cloud\n"
-                   "ssh_deletekeys: false\n")
+                   "ssh_deletekeys: false\n"
+                   "# a container has no boot loader (saves a debconf run on first boot)\n"
+                   "grub_dpkg: {enabled: false}\n")
         if separate_local_stage(lower):
             # cloud-init 22.x (bookworm) starts python once per stage; the NoCloud seed is found
             # just as well by the network stage, which saves ~0.3 s of CPU on the way to sshd
