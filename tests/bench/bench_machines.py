@@ -94,10 +94,10 @@ def wait_pool(backend, timeout=120):
         time.sleep(0.2)
 
 
-def create_batch(backend, key: Path, first_id: int, count: int):
+def create_batch(backend, key: Path, first_id: int, count: int, image: str = "debian-12"):
     from localcloud.backends.base import ServerSpec
     pub = key.with_suffix(".pub").read_text().strip()
-    specs = [ServerSpec(first_id + i, f"bench-{first_id + i}", "debian-12", f"198.18.2.{first_id % 200 + i + 1}",
+    specs = [ServerSpec(first_id + i, f"bench-{first_id + i}", image, f"198.18.2.{first_id % 200 + i + 1}",
                         (pub,)) for i in range(count)]
     t0 = time.monotonic()
     futures = [backend.create_server(s) for s in specs]
@@ -151,6 +151,15 @@ def main() -> int:
             next_id += 1
             wait_pool(backend)
 
+        trixie = []
+        if images.image_path("trixie").joinpath(".localcloud-image").exists():
+            for r in range(args.rounds):
+                specs, login, _ = create_batch(backend, key, 800 + r, 1, "debian-13")
+                trixie.append(login)
+                for s in specs:
+                    backend.delete_server(s.server_id).result()
+                wait_pool(backend)
+
         # one idle machine: CPU for the whole boot, disk, memory
         specs, _, _ = create_batch(backend, key, 900, 1)
         m = backend.machines[specs[0].server_id]
@@ -166,8 +175,11 @@ def main() -> int:
                      " / ".join(f"{x:.2f} s" for x in one)))
         rows.append((f"create → SSH login, {args.many} servers at once (cached base)",
                      " / ".join(f"{x:.2f} s" for x in many)))
+        if trixie:
+            rows.append(("create → SSH login, 1 debian-13 server (cached base)",
+                         " / ".join(f"{x:.2f} s" for x in trixie)))
         if cpu_banner is not None:
-            rows.append(("CPU of one boot until sshd answers / until idle",
+            rows.append(("CPU of one boot until the first SSH login / until cloud-init is done",
                          f"{cpu_banner:.2f} s / {cpu_total:.2f} s"))
         rows.append(("host setup on first use (packages present, cached image: bridge, guard, proxy)",
                      f"{prep:.2f} s"))
