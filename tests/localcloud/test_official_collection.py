@@ -1,9 +1,9 @@
 """The official hetzner.hcloud collection (5.x, bundled with ansible 12) against the local cloud.
 
 One local cloud of its own (short action times). ``playbooks/create.yml`` builds a network with
-three subnets, two firewalls (one applied per server, one through a label selector), an SSH key,
-a placement group, three servers, a volume and a load balancer (network, service, server and
-label-selector targets); a second run must report changed=0; ``playbooks/info.yml`` checks the
+three subnets and a route, two firewalls (one applied per server, one through a label selector),
+an SSH key, a placement group, three servers (one with an alias IP), a volume, a floating IP, a
+reverse DNS entry and a load balancer (network, service, server and label-selector targets); a second run must report changed=0; ``playbooks/info.yml`` checks the
 ``*_info`` modules; ``ansible-inventory`` with the ``hetzner.hcloud.hcloud`` inventory plugin
 lists the servers; ``playbooks/delete.yml`` removes everything and every list is empty again.
 
@@ -136,6 +136,12 @@ def test_official_collection_create_idempotent_info_inventory_delete(tmp_path):
         assert sorted(t["server"]["id"] for t in lb["targets"] if t["type"] == "server") == sorted(
             servers[name]["id"] for name in ("oc-web-1", "oc-web-2"))
         assert lb["id"] in servers["oc-web-1"]["load_balancers"]
+        assert network["routes"] == [{"destination": "10.100.1.0/24", "gateway": "10.0.1.1"}]
+        assert [n["alias_ips"] for n in db["private_net"]] == [["10.0.3.10"]]
+        fip = _get(cloud, "/floating_ips?name=oc-fip")["floating_ips"][0]
+        assert fip["server"] == servers["oc-web-1"]["id"] and servers["oc-web-1"]["public_net"]["floating_ips"] == [fip["id"]]
+        web1_v4 = servers["oc-web-1"]["public_net"]["ipv4"]
+        assert web1_v4["dns_ptr"] == "web1.example.com"
 
         # 2. the same playbook again changes nothing
         second = _playbook("create.yml", env, work)
@@ -176,6 +182,6 @@ def test_official_collection_create_idempotent_info_inventory_delete(tmp_path):
         deleted = _playbook("delete.yml", env, work)
         assert deleted["changed"] > 0, deleted
         leftovers = {name: _get(cloud, f"/{name}")[name] for name in RESOURCE_LISTS}
-        assert all(not items for items in leftovers.values()), leftovers
+        assert not {name: items for name, items in leftovers.items() if items}
     finally:
         cloud.stop()
