@@ -161,6 +161,18 @@ def test_root_password(cloud, ssh):
     assert "passwordauthentication yes" in ssh.run(host, "sshd -T").stdout
 
 
+def test_reboot_from_inside_comes_back(cloud, ssh):
+    backend, specs = cloud
+    host = ip(specs, 3)
+    ssh.run(host, "touch /run/volatile-marker /root/disk-marker")
+    ssh.run(host, "systemctl reboot", check=False)
+    time.sleep(1)
+    ssh.wait(host, timeout=90)
+    assert ssh.run(host, "test -e /run/volatile-marker", check=False).returncode != 0, "no reboot happened"
+    assert ssh.run(host, "test -e /root/disk-marker", check=False).returncode == 0
+    assert backend.machine_status(3) == "running"
+
+
 def test_rebuild_gives_a_fresh_disk(cloud, ssh):
     backend, specs = cloud
     host = ip(specs, 1)

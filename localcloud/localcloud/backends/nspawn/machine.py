@@ -82,6 +82,8 @@ class Machine:
         self.networks: dict[int, tuple[NetworkAttachment, str, str]] = {}  # id -> (att, host_if, inner)
         self.lower: Path | None = None
         self.generation = 0
+        self.stopping = False
+        self.destroyed = False
 
     # ------------------------------------------------------------------ state file record
     def record(self) -> None:
@@ -204,6 +206,24 @@ class Machine:
                                          start_new_session=True)
         self.pid = self.proc.pid
         self.record()
+        threading.Thread(target=self._watch, args=(self.proc,), daemon=True,
+                         name=f"watch-{self.sid}").start()
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        """A reboot from inside (systemctl reboot, Ansible's reboot module, cloud-init power_state)
+        makes systemd-nspawn exit with 133; a Hetzner server comes back up, so this one does too."""
+        code = proc.wait()
+        if code != 133 or self.stopping or self.destroyed:
+            return
+        with self.lock:
+            if self.proc is not proc or self.stopping or self.destroyed:
+                return
+            log.info("server %s rebooted from inside: starting it again", self.sid)
+            try:
+                self._reap()
+                self.start()
+            except Exception as exc:  # noqa: BLE001 - the machine just stays off
+                log.warning("server %s: restart after reboot failed: %s", self.sid, exc)
 
     def wait_booted(self, timeout: float) -> None:
         """Until sshd answers on the public IP (or, without one, multi-user.target is reached)."""
@@ -240,6 +260,13 @@ class Machine:
         return kids[0] if kids else None
 
     def stop(self, graceful: bool, timeout: float = 30.0) -> None:
+        self.stopping = True
+        try:
+            self._stop(graceful, timeout)
+        finally:
+            self.stopping = False
+
+    def _stop(self, graceful: bool, timeout: float) -> None:
         if not self.running():
             self._reap()
             return
@@ -287,6 +314,7 @@ class Machine:
 
     # ------------------------------------------------------------------ the end
     def destroy(self) -> None:
+        self.destroyed = True
         self.stop(graceful=False)
         self.drop_layer()
         if os.path.exists(f"/run/netns/{self.netns}"):
