@@ -105,6 +105,22 @@ def test_apt_through_the_proxy(cloud, ssh):
     assert "Reading package lists" in out.stdout, out.stdout
 
 
+def test_apt_proxy_restarts_when_it_died(cloud, ssh, ssh_key):
+    backend, specs = cloud
+    old = backend.state.data["acng_pid"]
+    os.kill(old, 15)                                    # the proxy this backend started
+    deadline = time.monotonic() + 10
+    while pid_alive(old) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    key = ssh_key.with_suffix(".pub").read_text().strip()
+    backend.create_server(ServerSpec(5, "apt-5", "debian-12", "198.18.1.5", (key,))).result(timeout=300)
+    new = backend.state.data["acng_pid"]
+    assert new != old and pid_alive(new)
+    out = ssh.run("198.18.1.5", "apt-get update -q 2>&1 | tail -1", timeout=180)
+    assert "Reading package lists" in out.stdout, out.stdout
+    backend.delete_server(5).result(timeout=60)
+
+
 def test_firewall_public_only_private_open(cloud, ssh):
     backend, specs = cloud
     web1, web2 = ip(specs, 1), ip(specs, 2)

@@ -136,6 +136,8 @@ class NspawnBackend(MachineBackend):
                 self.net.ensure()
                 self._apply_firewalls()
                 self._host_ready = True
+            else:
+                self.net.check_proxy()
         if suite:
             return images.ensure_image(suite, self.net.proxy_url)
         return None

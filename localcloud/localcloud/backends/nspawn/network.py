@@ -110,7 +110,15 @@ table inet {GUARD_TABLE} {{
         run(["nft", "-f", "-"], input=ruleset)
 
     # ---------------------------------------------------------------- apt-cacher-ng
-    def _start_proxy(self) -> None:
+    def check_proxy(self) -> None:
+        """Start apt-cacher-ng again if it died (same port: the machines' apt config points there)."""
+        with self.lock:
+            pid = self.state.data.get("acng_pid")
+            if not (pid and pid_matches(pid, "apt-cacher-ng")):
+                log.warning("apt-cacher-ng is gone: starting it again")
+                self._start_proxy(prefer=self.proxy_port)
+
+    def _start_proxy(self, prefer: int | None = None) -> None:
         pid = self.state.data.get("acng_pid")
         if pid and pid_matches(pid, "apt-cacher-ng"):
             return
@@ -130,7 +138,7 @@ table inet {GUARD_TABLE} {{
         run(["cp", "-rL", "--preserve=mode,ownership", "/etc/apt-cacher-ng", acng / "conf"])
         write_file(acng / "conf" / "backends_debian", DEBIAN_MIRROR + "/\n")
         errors = []
-        for port in PROXY_PORTS:
+        for port in ([prefer] if prefer else []) + [p for p in PROXY_PORTS if p != prefer]:
             if not self._port_free(port):
                 errors.append(f"port {port} busy")
                 continue
