@@ -134,8 +134,8 @@ class NspawnBackend(MachineBackend):
                 ensure_host_packages()
                 self.hostkeys.fill()
                 self.net.ensure()
-                self._apply_firewalls()
                 self._host_ready = True
+                self._apply_firewalls()
             else:
                 self.net.check_proxy()
         if suite:

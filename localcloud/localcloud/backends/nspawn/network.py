@@ -48,11 +48,6 @@ def network_bridge(network_id: int) -> str:
     return ifname("lcn", str(network_id))
 
 
-def link_exists(name: str, netns: str | None = None) -> bool:
-    argv = ["ip"] + (["-n", netns] if netns else []) + ["link", "show", name]
-    return not run(argv, check=False).startswith(("Device", "Cannot"))  # cheap probe
-
-
 def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
