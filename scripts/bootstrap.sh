@@ -15,6 +15,7 @@ set -euo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
 
+started=$SECONDS
 DEB_PACKAGES=(hcloud-cli sqlite3 openssh-client git python3-venv jq)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -101,4 +102,4 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 link_collection
 echo "$inputs_hash" >"$STAMP"
-log "done"
+log "done in $((SECONDS - started))s"
