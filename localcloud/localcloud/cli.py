@@ -56,7 +56,8 @@ def serve(args) -> int:
     state = Path(args.state).resolve()
     state.mkdir(parents=True, exist_ok=True)
     faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
-    settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit)
+    settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
+                        legacy_datacenters=args.legacy_datacenters)
     backend = make_backend(args.machines)
     backend.open(state)
     cloud = Cloud(state, settings=settings, backend=backend, faults=faults)
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="per-command action times, e.g. create_server=10,attach_to_network=2")
     run.add_argument("--rate-limit", type=int, default=3600, metavar="N",
                      help="requests per hour per project (default 3600 as on Hetzner; 0 = unlimited)")
+    run.add_argument("--legacy-datacenters", action="store_true",
+                     help="serve GET /datacenters and the datacenter of servers and primary IPs, removed from the API "
+                          "in 2026 but still read by hetzner.hcloud 5.x (also PUT /_localcloud/config)")
     run.add_argument("--faults", metavar="FILE", help="fault injection settings (JSON), see docs/localcloud.md")
     run.add_argument("--log-level", default="warning")
     stop = sub.add_parser("down", help="stop serve and remove every machine and network it made")

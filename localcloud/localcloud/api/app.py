@@ -154,12 +154,26 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
     endpoint("GET", "/v1/pricing", lambda project, request, body: {"pricing": cloud.catalog.pricing()})
     endpoint("GET", "/v1/isos", lambda project, request, body: {"isos": [], "meta": paginate([], None, None)[1]})
 
-    def datacenters_gone(project, request, body):
-        raise errors.APIError(410, "deprecated_api_endpoint",
-                              "datacenters were removed on 2026-10-01: use locations and server_type.locations",
-                              {"announcement": "https://docs.hetzner.cloud/changelog#2026-06-02-datacenters-deprecated"})
-    endpoint("GET", "/v1/datacenters", datacenters_gone)
-    endpoint("GET", "/v1/datacenters/{id}", datacenters_gone)
+    def datacenters_gone():
+        if not cloud.settings.legacy_datacenters:
+            raise errors.APIError(410, "deprecated_api_endpoint",
+                                  "datacenters were removed on 2026-10-01: use locations and server_type.locations",
+                                  {"announcement": "https://docs.hetzner.cloud/changelog#2026-06-02-datacenters-deprecated"})
+
+    def list_datacenters(project, request, body):
+        datacenters_gone()
+        listing = _list_catalogue(cloud, "datacenters", "legacy_datacenters", request.query_params)
+        return {**listing, "recommendation": cloud.catalog.legacy_datacenter("fsn1")["id"]}
+
+    def get_datacenter(project, request, body):
+        datacenters_gone()
+        ref = request.path_params["id"]
+        found = next((dc for dc in cloud.catalog.legacy_datacenters if str(dc["id"]) == ref), None)
+        if found is None:
+            raise errors.not_found("datacenter", ref)
+        return {"datacenter": found}
+    endpoint("GET", "/v1/datacenters", list_datacenters)
+    endpoint("GET", "/v1/datacenters/{id}", get_datacenter)
 
     # --- actions
     def actions_by_id(project, request, body):

@@ -115,6 +115,21 @@ class Catalog:
             "server_types": {"supported": offered, "available": available, "available_for_migration": available},
         }
 
+    def location_of_datacenter(self, ref: Any) -> dict | None:
+        """The location a (deprecated) ``datacenter`` request field names: a datacenter id
+        (int or numeric string) or a name like ``fsn1-dc14`` (its location prefix decides)."""
+        if ref is None or isinstance(ref, bool) or not isinstance(ref, (int, str)):
+            return None
+        if isinstance(ref, int) or ref.isdigit():
+            found = next((dc for dc in self.legacy_datacenters if dc["id"] == int(ref)), None)
+            return found["location"] if found else None
+        return self.location(ref.split("-")[0])
+
+    @property
+    def legacy_datacenters(self) -> list[dict]:
+        """Every datacenter of the removed GET /datacenters (one per location), by id."""
+        return sorted((self.legacy_datacenter(loc["id"]) for loc in self.locations), key=lambda dc: dc["id"])
+
     def pricing(self) -> dict:
         """The object under the ``pricing`` key of ``GET /pricing``."""
         return self._pricing

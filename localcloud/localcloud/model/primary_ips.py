@@ -107,8 +107,9 @@ class PrimaryIPs(ResourceModel):
             location = server["_location"]
             self.check_assignable(server, version)
         else:
-            location = body.get("location") or body.get("datacenter", "").split("-")[0] or None
-            loc = self.cloud.catalog.location(location) if location else None
+            location = body.get("location")
+            loc = (self.cloud.catalog.location(location) if location is not None
+                   else self.cloud.catalog.location_of_datacenter(body.get("datacenter")))
             if loc is None:
                 raise errors.invalid_input("location", "is required (a location name like fsn1) when no assignee_id is given")
             location = loc["name"]

@@ -126,7 +126,10 @@ class Servers(ResourceModel):
             raise errors.invalid_input("server_type", f"server type '{ref}' does not exist; list them with GET /server_types")
         location_ref = body.get("location")
         if location_ref is None and body.get("datacenter") is not None:
-            location_ref = str(body["datacenter"]).split("-")[0]
+            found = catalog.location_of_datacenter(body["datacenter"])
+            if found is None:
+                raise errors.invalid_input("datacenter", f"datacenter '{body['datacenter']}' does not exist; use location")
+            location_ref = found["name"]
         if location_ref is not None:
             location = catalog.location(location_ref) if not isinstance(location_ref, bool) else None
             if location is None:
