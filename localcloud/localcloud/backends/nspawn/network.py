@@ -33,6 +33,15 @@ ACNG_BIN = "/usr/sbin/apt-cacher-ng"
 ACNG_CACHE = Path(os.environ.get("LOCALCLOUD_APT_CACHE", "/var/cache/localcloud/apt-cacher-ng"))
 ACNG_RUN = Path("/run/localcloud/acng")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+ACNG_CONF = """\
+# written by localcloud (backends/nspawn/network.py)
+SupportDir: /usr/lib/apt-cacher-ng
+Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
+Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security cdn-fastly.deb.debian.org/debian-security ; deb.debian.org/debian-security
+ForceManaged: 1
+PassThroughPattern: ^localcloud-allows-no-tunnels$
+ExThreshold: 4
+"""
 
 
 def ifname(prefix: str, key: str, suffix: str = "") -> str:
@@ -132,6 +141,10 @@ table inet {GUARD_TABLE} {{
         # resolve ("503 Host not found"); pin it to deb.debian.org.
         run(["cp", "-rL", "--preserve=mode,ownership", "/etc/apt-cacher-ng", acng / "conf"])
         write_file(acng / "conf" / "backends_debian", DEBIAN_MIRROR + "/\n")
+        # Debian's archive only: no other remapped distributions, no arbitrary URLs
+        # (ForceManaged), no CONNECT tunnels, no report/maintenance page
+        write_file(acng / "conf" / "acng.conf", ACNG_CONF)
+        shutil.chown(acng / "conf" / "acng.conf", "apt-cacher-ng", "apt-cacher-ng")
         errors = []
         for port in ([prefer] if prefer else []) + [p for p in PROXY_PORTS if p != prefer]:
             if not self._port_free(port):
