@@ -17,24 +17,7 @@ author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
-attributes:
-  check_mode:
-    support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    details: This module only reads.
-  diff_mode:
-    support: none
-    description: Reading does not change anything, so there is no diff.
-options:
-  id:
-    description: Only the object with this ID.
-    type: int
-  name:
-    description: Only the object with exactly this name.
-    type: str
-  label_selector:
-    description: Only objects whose labels match this selector, for example C(env=prod,role in (web,db)).
-    type: str
+  - autoscale.hetzner.hcloud.info
 """
 
 EXAMPLES = r"""
