@@ -274,3 +274,9 @@ def teardown_host(data: dict) -> None:
     for br in data.get("bridges", []):
         if _link_exists(br):
             run(["ip", "link", "del", br], check=False)
+    for parent in ("/sys/fs/cgroup/systemd/localcloud", "/sys/fs/cgroup/unified/localcloud",
+                   "/sys/fs/cgroup/localcloud"):
+        try:
+            os.rmdir(parent)                      # only when no machine cgroup is left in it
+        except OSError:
+            pass
