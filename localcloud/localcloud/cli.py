@@ -59,8 +59,13 @@ def serve(args) -> int:
     settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
                         legacy_datacenters=args.legacy_datacenters)
     backend = make_backend(args.machines)
-    backend.open(state)
+    try:
+        backend.open(state)
+    except RuntimeError as err:          # the backend's user-facing failures (BackendError)
+        sys.exit(f"localcloud: {err}")
+    backend.warm_up()
     cloud = Cloud(state, settings=settings, backend=backend, faults=faults)
+    cloud.servers.restore_machines()
     app = create_app(cloud, faults)
     project = cloud.default_project()
     host, port = args.listen
@@ -104,9 +109,12 @@ def down(args) -> int:
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
     if (state / "machines").exists():
-        backend = make_backend("nspawn")
-        backend.open(state)
-        backend.close()
+        make_backend("nspawn")            # root check with a clear message
+        from .backends.nspawn import NspawnBackend
+        try:
+            NspawnBackend.cleanup(state)
+        except RuntimeError as err:
+            sys.exit(f"localcloud: {err}")
     return 0
 
 

@@ -289,7 +289,7 @@ class Servers(ResourceModel):
             cloud.store.edit("volume", volume["id"])["server"] = server["id"]
         cloud.after_commit("firewalls")
         root_password = None if ssh_keys else secrets.token_urlsafe(12)
-        job = cloud.backend.create_server(self.spec(server, start=start))
+        job = cloud.backend.create_server(self.spec(server, start=start, root_password=root_password))
         action = cloud.start_action(project, "create_server", [("server", server["id"])],
                                     effect_name="server_created", error_effect="server_create_failed", job=job)
         next_actions = []
@@ -321,7 +321,7 @@ class Servers(ResourceModel):
         mac = "86:00:00:%02x:%02x:%02x" % ((server_id >> 16) & 0xFF, (server_id >> 8) & 0xFF, server_id & 0xFF)
         return {"network": network_id, "ip": ip, "alias_ips": [], "mac_address": mac}
 
-    def spec(self, server: dict, start: bool = True) -> ServerSpec:
+    def spec(self, server: dict, start: bool = True, root_password: str | None = None) -> ServerSpec:
         image = self.cloud.catalog.image(server["_image"])
         v4 = self.address(server["_ipv4"], "ipv4")
         attachments = tuple(
@@ -330,7 +330,8 @@ class Servers(ResourceModel):
         )
         return ServerSpec(server_id=server["id"], name=server["name"], image=image["name"] if image else "",
                           public_ipv4=v4["ip"] if v4 else None, ssh_keys=tuple(server["_ssh_keys"]),
-                          user_data=server["_user_data"], networks=attachments, start=start)
+                          user_data=server["_user_data"], networks=attachments, start=start,
+                          root_password=root_password)
 
     # --- deletion
     def delete(self, project: int, oid) -> dict:
@@ -423,11 +424,11 @@ class Servers(ResourceModel):
         edited.update(status="rebuilding", _image=image["id"])
         if body.get("user_data") is not None:
             edited["_user_data"] = body["user_data"]
-        job = self.cloud.backend.rebuild(self.spec(edited))
+        root_password = None if server["_ssh_keys"] else secrets.token_urlsafe(12)
+        job = self.cloud.backend.rebuild(self.spec(edited, root_password=root_password))
         action = self.cloud.start_action(project, "rebuild_server", [("server", server["id"])],
                                          effect_name="server_status", args={"status": "running"}, job=job)
-        return {"action": self.cloud.action_json(action),
-                "root_password": None if server["_ssh_keys"] else secrets.token_urlsafe(12)}
+        return {"action": self.cloud.action_json(action), "root_password": root_password}
 
     def attach_to_network(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -555,8 +556,16 @@ class Servers(ResourceModel):
         server = self._server_for_action(project, oid)
         if self.status(server) != "running":
             raise errors.specific("server_not_running", f"server '{server['name']}' must be running to reset its password")
-        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])])
-        return {"action": self.cloud.action_json(action), "root_password": secrets.token_urlsafe(12)}
+        root_password = secrets.token_urlsafe(12)
+        job = self.cloud.backend.reset_password(server["id"], root_password)
+        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])], job=job)
+        return {"action": self.cloud.action_json(action), "root_password": root_password}
+
+    def restore_machines(self) -> None:
+        """After a restart, give every stored server its machine back, in the power state it had."""
+        for server in list(self.store.all(self.kind)):
+            if server["status"] != "deleting":
+                self.cloud.backend.create_server(self.spec(server, start=server["status"] != "off"))
 
     def metrics(self, project: int, oid, query) -> dict:
         self.get(project, oid)
