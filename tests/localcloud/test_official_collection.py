@@ -3,13 +3,22 @@
 One local cloud of its own (short action times). ``playbooks/create.yml`` builds a network with
 three subnets and a route, two firewalls (one applied per server, one through a label selector),
 an SSH key, a placement group, three servers (one with an alias IP), a volume, a floating IP, a
-reverse DNS entry and a load balancer (network, service, server and label-selector targets); a second run must report changed=0; ``playbooks/info.yml`` checks the
+spare primary IP, a reverse DNS entry and a load balancer (network, service, server and
+label-selector targets); a second run must report changed=0; ``playbooks/info.yml`` checks the
 ``*_info`` modules; ``ansible-inventory`` with the ``hetzner.hcloud.hcloud`` inventory plugin
 lists the servers; ``playbooks/delete.yml`` removes everything and every list is empty again.
 
 hetzner.hcloud 5.x still reads ``server.datacenter`` (server, server_info, network_info, the
-inventory plugin), which the API removed on 2026-07-01: the cloud runs with the opt-in
+inventory plugin) and ``primary_ip.datacenter``, and its primary_ip module looks its datacenter
+up with GET /datacenters; the API removed all of these in 2026, so the cloud runs with the opt-in
 ``legacy_datacenters`` setting.
+
+Playbook choices forced by hetzner.hcloud 5.x itself (the real API would behave the same):
+servers that get a firewall through a label selector leave the server module's ``firewalls``
+out (it would try to remove the selector's firewall: ``firewall_managed_by_label_selector``);
+the load balancer service has no ``http``/``health_check`` options (the module reports changed
+whenever they are given); the floating IP is deleted after the servers (the module only warns
+about an assigned one, and the API refuses to delete it while assigned).
 
 It is a single test on purpose: the steps depend on each other, and so they stay together
 under pytest-xdist.
