@@ -217,8 +217,8 @@ class HostLock:
                 os.close(fd)
             raise BackendError("another local cloud with --machines nspawn is running on this "
                                f"host ({holder or 'unknown'}); stop it first (localcloud down)")
-        previous = os.read(fd, 4096).decode(errors="replace").split()
-        self.previous_state_dir = previous[3] if len(previous) >= 4 else None
+        previous = os.read(fd, 65536).decode(errors="replace")
+        self.previous_state_dir = previous.split(" state ", 1)[1] if " state " in previous else None
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"pid {os.getpid()} state {state_dir}".encode())
