@@ -144,6 +144,7 @@ def test_firewall_public_only_private_open(cloud, ssh):
 
 def test_private_network_only_for_members(cloud, ssh):
     _, specs = cloud
+    assert "10.77.0.2/16" in ssh.run(ip(specs, 1), "ip -br addr show enp7s0").stdout
     assert ssh.run(ip(specs, 2), "ping -c1 -W2 10.77.0.2", check=False).returncode == 0
     assert ssh.run(ip(specs, 3), "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
 

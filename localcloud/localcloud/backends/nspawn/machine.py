@@ -47,6 +47,10 @@ def rm_cgroup(path: Path) -> None:
         pass
 
 
+def private_ifname(k: int) -> str:
+    return f"enp{6 + k}s0"
+
+
 def separate_local_stage(lower: Path) -> bool:
     for d in ("lib/systemd/system", "usr/lib/systemd/system"):
         unit = lower / d / "cloud-init-local.service"
@@ -160,8 +164,9 @@ class Machine:
                 self.detach(att.network_id)
             br = self.backend.net.ensure_network(att.network_id, att.ip_range)
             used = {inner for _, _, inner in self.networks.values()}
-            k = next(i for i in range(1, 100) if f"eth{i}" not in used)
-            inner = f"eth{k}"
+            # named like the private NICs of Hetzner's current server types (enp7s0, enp8s0, ...)
+            k = next(i for i in range(1, 100) if private_ifname(i) not in used)
+            inner = private_ifname(k)
             host_if = ifname("lc", str(self.sid), f"n{k}")
             self.networks[att.network_id] = (att, host_if, inner)
             self.record()
