@@ -142,6 +142,22 @@ def test_firewall_public_only_private_open(cloud, ssh):
     assert ssh.run(web2, curl.replace("{}", web1)).stdout == "200"
 
 
+def test_firewall_outbound_rules(cloud, ssh):
+    backend, specs = cloud
+    web1, web2 = ip(specs, 1), ip(specs, 2)
+    curl = "curl -s -o /dev/null -w '%{http_code}' -m 2 http://" + web1 + ":PORT/"
+    rules = [{"direction": "in", "protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0"]},
+             {"direction": "out", "protocol": "tcp", "port": "80", "destination_ips": ["0.0.0.0/0"]}]
+    backend.set_firewall(2, rules)
+    try:
+        assert ssh.run(web2, "true").returncode == 0          # replies to inbound 22 still go out
+        assert ssh.run(web2, curl.replace("PORT", "5432"), check=False).stdout != "200"   # outbound default-deny
+        assert ssh.run(web2, "curl -s -o /dev/null -w '%{http_code}' -m 2 http://10.77.0.2:5432/").stdout == "200"
+    finally:
+        backend.set_firewall(2, None)
+    assert ssh.run(web2, curl.replace("PORT", "5432")).stdout == "200"
+
+
 def test_private_network_only_for_members(cloud, ssh):
     _, specs = cloud
     assert "10.77.0.2/16" in ssh.run(ip(specs, 1), "ip -br addr show enp7s0").stdout
