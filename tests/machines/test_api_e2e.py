@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SSH_OPTS, skip_reason, tcp_open
+from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
+    ssh, ssh_key, ROOT, SSH_OPTS, skip_reason, tcp_open)
 
 BIN = Path(sys.executable).parent
 HCLOUD = "hcloud"

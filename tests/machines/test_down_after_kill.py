@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, skip_reason
+from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
+    ssh, ssh_key, ROOT, skip_reason)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 

@@ -1,6 +1,7 @@
 """The nftables rendering of Hetzner Cloud Firewall rules (pure, runs anywhere)."""
 from __future__ import annotations
 
+import machines_helpers  # noqa: F401  (puts localcloud/ on sys.path)
 from localcloud.backends.nspawn import NspawnBackend, firewall
 
 ANY = ["0.0.0.0/0", "::/0"]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_reason, tcp_open
+from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
+    ssh, ssh_key, skip_reason, tcp_open)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 

@@ -1,4 +1,9 @@
-"""Shared helpers for the machine (nspawn) tests: skip unless root on Linux, ssh with a test key."""
+"""Helpers for the machine (nspawn) tests: skip reasons, ssh with a test key, TCP probes.
+
+There is deliberately no conftest.py here: tests/localcloud and tests/integration import
+`from conftest import ...`, and a second module named conftest would shadow theirs when the
+directories run in one pytest session. Test modules import the fixtures from here instead.
+"""
 from __future__ import annotations
 
 import os
@@ -11,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "localcloud"))
+if str(ROOT / "localcloud") not in sys.path:
+    sys.path.insert(0, str(ROOT / "localcloud"))
 
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
@@ -25,15 +31,6 @@ def skip_reason() -> str | None:
     if os.environ.get("LOCALCLOUD_SKIP_MACHINES"):
         return "LOCALCLOUD_SKIP_MACHINES is set"
     return None
-
-
-@pytest.fixture(scope="session")
-def ssh_key(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sshkey")
-    key = d / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "localcloud-test",
-                    "-f", str(key)], check=True)
-    return key
 
 
 class SSH:
@@ -58,14 +55,23 @@ class SSH:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def ssh(ssh_key):
-    return SSH(ssh_key)
-
-
 def tcp_open(ip: str, port: int, timeout: float = 2.0) -> bool:
     try:
         with socket.create_connection((ip, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sshkey")
+    key = d / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "localcloud-test",
+                    "-f", str(key)], check=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def ssh(ssh_key):
+    return SSH(ssh_key)
