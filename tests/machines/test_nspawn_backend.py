@@ -166,6 +166,29 @@ def test_private_network_only_for_members(cloud, ssh):
     assert ssh.run(ip(specs, 3), "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
 
 
+def test_attach_and_detach_network_live(cloud, ssh):
+    backend, specs = cloud
+    app3 = ip(specs, 3)
+    assert ssh.run(app3, "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
+    backend.attach_network(3, att("10.77.0.9")).result(timeout=60)
+    assert "10.77.0.9/16" in ssh.run(app3, "ip -br addr show enp7s0").stdout
+    assert ssh.run(app3, "ping -c1 -W2 10.77.0.2", check=False).returncode == 0
+    backend.detach_network(3, NET_ID).result(timeout=60)
+    assert ssh.run(app3, "ip link show enp7s0", check=False).returncode != 0
+    assert ssh.run(app3, "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
+
+
+def test_shutdown_is_orderly(cloud, ssh):
+    backend, specs = cloud
+    host = ip(specs, 3)
+    t0 = time.monotonic()
+    backend.power(3, "shutdown").result(timeout=120)
+    assert backend.machine_status(3) == "off"
+    assert time.monotonic() - t0 < 25, "an idle machine shuts down by itself, without the kill"
+    backend.power(3, "poweron").result(timeout=300)
+    ssh.wait(host)
+
+
 def test_reboot_keeps_disk_and_power_ops(cloud, ssh):
     backend, specs = cloud
     host = ip(specs, 2)
