@@ -90,10 +90,17 @@ test-%: venv
 # BENCH_OUT=docs/benchmarks.md also writes the collected output to that file.
 BENCH ?=
 BENCH_OUT ?=
+# `make bench` runs every benchmark and writes docs/benchmarks.md (date and machine on top);
+# `make bench BENCH=stack` runs the matching ones and only prints, unless BENCH_OUT is given.
+BENCH ?=
+BENCH_OUT ?= $(if $(BENCH),,docs/benchmarks.md)
 bench: venv
 	@shopt -s nullglob; scripts=(tests/bench/*$(BENCH)*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks matching tests/bench/*$(BENCH)*.py"; exit 0; fi; \
 	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	{ echo "# Benchmarks"; echo; \
+	  echo "Written by \`make bench\` on $$(date -u '+%Y-%m-%d %H:%M UTC'): $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB RAM, $$(uname -sr), $$($(PYTHON) -V)."; \
+	  echo "Numbers vary with machine load; each section says how it was measured."; echo; } > "$$out"; \
 	for s in "$${scripts[@]}"; do echo "== $$s" >&2; $(PYTHON) "$$s" | tee -a "$$out"; echo | tee -a "$$out"; done; \
 	if [ -n "$(BENCH_OUT)" ]; then cp "$$out" "$(BENCH_OUT)"; echo "written to $(BENCH_OUT)" >&2; fi
 
