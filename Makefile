@@ -50,7 +50,7 @@ venv:
 # Every step runs even when an earlier one fails (CI then reports all failures
 # at once); a summary with the time of each step comes last and the exit status
 # is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration
+TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines
 FAIL_FAST ?=
 
 test: venv
