@@ -117,6 +117,22 @@ class FakeClient:
             obj["subnets"] = [dict(s, gateway="10.0.0.1") for s in body.get("subnets") or []]
             obj.setdefault("routes", [])
             obj["expose_routes_to_vswitch"] = bool(body.get("expose_routes_to_vswitch"))
+        for key, catalogue in (("location", "locations"), ("home_location", "locations"),
+                               ("server_type", "server_types"), ("image", "images"),
+                               ("load_balancer_type", "load_balancer_types")):
+            if key in obj:  # the API answers with the whole referenced object, not the name sent
+                obj[key] = copy.deepcopy(next(i for i in self.data[catalogue] if obj[key] in (i["id"], i["name"])))
+        if coll == "servers":
+            obj.update(status="running", private_net=[], public_net={"ipv4": None, "ipv6": None, "firewalls": []},
+                       placement_group=None, backup_window=None, volumes=[])
+            obj["protection"]["rebuild"] = False
+        if coll == "volumes":
+            obj.update(server=None, format=obj.get("format"))
+        if coll == "floating_ips":
+            obj.update(server=None, ip="198.18.9.1", description=obj.get("description"))
+        if coll == "load_balancers":
+            obj.update(targets=[], private_net=[], algorithm=obj.get("algorithm") or {"type": "round_robin"},
+                       public_net={"enabled": True})
         if coll == "firewalls":
             obj["rules"] = [dict({"port": None, "source_ips": [], "destination_ips": [], "description": None}, **r)
                             for r in body.get("rules") or []]

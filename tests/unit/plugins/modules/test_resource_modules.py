@@ -135,3 +135,39 @@ def test_server_check_mode_returns_the_planned_server(fake, capsys):
     assert result["hcloud_server"]["status"] == "running" and fake.mutations() == []
     create = result["plan"]["phases"][0][0]
     assert create["op"] == "create" and create["body"]["image"] == 1001
+
+
+# Every resource module: check mode plans a create and sends nothing; the real run creates with
+# one POST; a rerun changes nothing; its _info twin lists the object in the module's form.
+RESOURCE_CASES = {
+    "ssh_key": dict(name="admin", public_key=KEY),
+    "network": dict(name="prod", ip_range="10.0.0.0/16",
+                    subnets=[{"ip_range": "10.0.1.0/24", "network_zone": "eu-central"}]),
+    "firewall": dict(name="web", rules=[{"direction": "in", "protocol": "tcp", "port": "443",
+                                         "source_ips": ["0.0.0.0/0", "::/0"]}]),
+    "server": dict(name="web-1", server_type="cx23", image="debian-12", location="fsn1"),
+    "volume": dict(name="pgdata", size=20, location="fsn1"),
+    "floating_ip": dict(name="vip", type="ipv4", home_location="fsn1"),
+    "placement_group": dict(name="web-spread"),
+    "load_balancer": dict(name="web-lb", load_balancer_type="lb11", location="fsn1",
+                          services=[{"protocol": "tcp", "listen_port": 80, "destination_port": 80}]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RESOURCE_CASES))
+def test_every_resource_module_plans_creates_converges_and_lists(kind, fake, capsys):
+    import importlib
+    module = importlib.import_module("ansible_collections.autoscale.hetzner.plugins.modules." + kind)
+    info = importlib.import_module("ansible_collections.autoscale.hetzner.plugins.modules." + kind + "_info")
+    args = RESOURCE_CASES[kind]
+    planned = run(module, capsys, check_mode=True, **args)
+    assert planned["changed"] and planned["hcloud_" + kind]["name"] == args["name"]
+    assert fake.mutations() == []
+    created = run(module, capsys, **args)
+    assert created["changed"] and created["hcloud_" + kind]["id"]
+    posts = [m for m in fake.mutations() if m[0] == "POST" and "/actions/" not in m[1]]
+    assert len(posts) == 1
+    rerun = run(module, capsys, **args)
+    assert not rerun["changed"], rerun.get("plan")
+    listed = run(info, capsys, name=args["name"])
+    assert [item["name"] for item in listed["hcloud_" + kind + "_info"]] == [args["name"]]
