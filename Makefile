@@ -86,10 +86,6 @@ test-%: venv
 
 # Benchmarks are not part of `make test`: every tests/bench/*.py is run as a
 # script with the venv's Python (each prints a markdown section on stdout).
-# BENCH=stack runs only the scripts whose name contains "stack";
-# BENCH_OUT=docs/benchmarks.md also writes the collected output to that file.
-BENCH ?=
-BENCH_OUT ?=
 # `make bench` runs every benchmark and writes docs/benchmarks.md (date and machine on top);
 # `make bench BENCH=stack` runs the matching ones and only prints, unless BENCH_OUT is given.
 BENCH ?=

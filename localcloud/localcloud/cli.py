@@ -82,8 +82,11 @@ def serve(args) -> int:
         write_env(state, host, port, project["_tokens"][0]["token"])
         (state / "serve.pid").write_text(str(os.getpid()))
 
+    # Clients keep connections alive and poll actions every few seconds (hcloud-python backs off to
+    # 5 s): with uvicorn's default 5 s keep-alive the server closes a connection exactly when the
+    # client reuses it, and the client sees "connection reset". Keep idle connections like a proxy would.
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False,
-                            lifespan="on")
+                            lifespan="on", timeout_keep_alive=75)
     server = uvicorn.Server(config)
     try:
         server.run()
