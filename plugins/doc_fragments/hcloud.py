@@ -51,3 +51,15 @@ options:
     description: Only objects whose labels match this selector, for example C(env=prod,role in (web,db)).
     type: str
 """
+
+    # Attributes shared by every resource module (they plan, then change).
+    RESOURCE = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    details: Returns the planned object, with the plan the real run would carry out.
+  diff_mode:
+    support: full
+    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
+"""

@@ -18,14 +18,7 @@ author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
   - autoscale.hetzner.hcloud
-attributes:
-  check_mode:
-    support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    details: Returns the planned firewall.
-  diff_mode:
-    support: full
-    description: Returns details on what has changed (or would change in check mode) as C(diff.before) and C(diff.after).
+  - autoscale.hetzner.hcloud.resource
 options:
   name:
     description: Name of the firewall, unique in the project.
