@@ -28,7 +28,7 @@ def _action_times(value: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"{err}: use COMMAND=SECONDS,... e.g. create_server=10,attach_to_network=2") from None
 
 
-def make_backend(name: str):
+def make_backend(name: str, lock_wait: float = 0):
     if name == "none":
         from .backends.base import MachineBackend
         return MachineBackend()
@@ -36,7 +36,7 @@ def make_backend(name: str):
         sys.exit("localcloud: --machines nspawn needs root (it creates network namespaces, bridges and "
                  "nspawn machines); run it as root or use --machines none")
     from .backends.nspawn import NspawnBackend
-    return NspawnBackend()
+    return NspawnBackend(lock_wait=lock_wait)
 
 
 def write_env(state: Path, host: str, port: int, token: str) -> None:
@@ -58,7 +58,7 @@ def serve(args) -> int:
     faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
     settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
                         legacy_datacenters=args.legacy_datacenters)
-    backend = make_backend(args.machines)
+    backend = make_backend(args.machines, lock_wait=args.lock_wait)
     try:
         backend.open(state)
     except RuntimeError as err:          # the backend's user-facing failures (BackendError)
@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="serve GET /datacenters and the datacenter of servers and primary IPs, removed from the API "
                           "in 2026 but still read by hetzner.hcloud 5.x (also PUT /_localcloud/config)")
     run.add_argument("--faults", metavar="FILE", help="fault injection settings (JSON), see docs/localcloud.md")
+    run.add_argument("--lock-wait", type=float, metavar="SECONDS",
+                     default=float(os.environ.get("LOCALCLOUD_LOCK_WAIT") or 0),
+                     help="with --machines nspawn: wait this long for another local cloud with machines on this "
+                          "host to stop, instead of exiting at once (default $LOCALCLOUD_LOCK_WAIT or 0)")
     run.add_argument("--log-level", default="warning")
     stop = sub.add_parser("down", help="stop serve and remove every machine and network it made")
     stop.add_argument("--state", required=True, metavar="DIR")

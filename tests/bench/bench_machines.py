@@ -134,12 +134,13 @@ def main() -> int:
         print("Not run: needs root on Linux (systemd-nspawn, netns, overlayfs, nftables).")
         return 0
     from localcloud.backends.nspawn import NspawnBackend, images
+    from localcloud.testing import MACHINES_LOCK_WAIT
 
     work = Path(tempfile.mkdtemp(prefix="bench-machines-"))
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     rows, notes = [], []
-    backend = NspawnBackend(lock_wait=600)
+    backend = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT)
     backend.open(work / "state")
     try:
         t0 = time.monotonic()
@@ -210,7 +211,7 @@ def main() -> int:
     if args.build:
         cache = work / "image-cache"
         os.environ["LOCALCLOUD_IMAGE_CACHE"] = str(cache)
-        b = NspawnBackend(lock_wait=600)
+        b = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT)
         b.open(work / "state-build")
         try:
             t0 = time.monotonic()

@@ -43,13 +43,9 @@ def api(tmp_path_factory):
         pytest.skip("hcloud CLI (Debian package hcloud-cli) not installable")
     sys.path.insert(0, str(ROOT / "localcloud"))
     from localcloud.testing import start_cloud
-    from localcloud.backends.nspawn.host import HostLock
 
     state = tmp_path_factory.mktemp("api-state")
-    # another nspawn local cloud (e.g. the backend tests) may still be closing: wait for the host lock
-    probe = HostLock()
-    probe.acquire(state, wait=600)
-    probe.release()
+    # start_cloud waits for the host lock: another nspawn local cloud may still be running or closing
     cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.2", "--rate-limit", "0")
     try:
         cloud.admin("PUT", "config", {"legacy_datacenters": True})   # hetzner.hcloud 5.x reads datacenter

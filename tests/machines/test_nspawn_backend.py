@@ -22,6 +22,7 @@ if skip_reason() is None:
     from localcloud.backends.base import NetworkAttachment, ServerSpec
     from localcloud.backends.nspawn import BackendError, NspawnBackend
     from localcloud.backends.nspawn.host import pid_alive
+    from localcloud.testing import MACHINES_LOCK_WAIT
 
 NET_ID, NET_RANGE = 7, "10.77.0.0/16"
 USER_DATA = """#cloud-config
@@ -39,7 +40,7 @@ def att(ip):
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, ssh_key):
-    backend = NspawnBackend(boot_timeout=300, lock_wait=600)
+    backend = NspawnBackend(boot_timeout=300, lock_wait=MACHINES_LOCK_WAIT)
     backend.open(tmp_path_factory.mktemp("state"))
     key = ssh_key.with_suffix(".pub").read_text().strip()
     specs = {
