@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +41,31 @@ def audit(lab, name):
     return name, ssh_audit("-P", POLICY[host.image], host.ip), ssh_audit(host.ip)
 
 
+def auth_methods(ip):
+    """The authentication methods the server offers to a client that tries a password."""
+    for _ in range(60):     # sshd may refuse for a while after ssh-audit's connection burst
+        proc = subprocess.run(["ssh", "-v", *SSH_OPTS, "-o", "PreferredAuthentications=password,keyboard-interactive",
+                               "-o", "PubkeyAuthentication=no", f"root@{ip}", "true"],
+                              capture_output=True, text=True, timeout=60)
+        if "Not allowed at this time" not in proc.stderr:
+            break
+        time.sleep(1)
+    found = re.findall(r"Authentications that can continue: (\S+)", proc.stderr)
+    assert found, proc.stderr[-2000:]
+    return set(found[0].split(","))
+
+
+def test_passwords_are_off_although_cloud_init_turned_them_on(lab, hardened, fresh):
+    # Negative control: an unhardened server of the lab (same user_data) offers passwords.
+    assert "password" in auth_methods(fresh[0].ip)
+    for name in sorted(hardened.recap):
+        assert auth_methods(lab.ip(name)) == {"publickey"}, name
+        effective = lab.ssh(name, "sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication) '").stdout
+        assert set(effective.split("\n")) >= {"passwordauthentication no", "kbdinteractiveauthentication no"}, (name, effective)
+        cloud_init = lab.ssh(name, "grep -rl ssh_pwauth /var/lib/cloud/instance/user-data.txt").stdout
+        assert cloud_init.strip(), f"{name} was not created with ssh_pwauth (the lab's user_data)"
+
+
 @pytest.mark.skipif(not SSH_AUDIT.exists(), reason="ssh-audit is not in the venv (requirements-dev.txt)")
 def test_ssh_audit_policy_passes_and_plain_scan_has_no_fail_or_warn(lab, hardened):
     names = sorted(hardened.recap)
@@ -66,24 +92,3 @@ def test_ssh_audit_policy_passes_and_plain_scan_has_no_fail_or_warn(lab, hardene
         else:
             assert not warns, f"{name}: ssh-audit [warn]: {warns}"
     print("\n" + "\n".join(report))
-
-
-def auth_methods(lab, ip):
-    """The authentication methods the server offers to a client that tries a password."""
-    proc = subprocess.run(["ssh", "-v", *SSH_OPTS, "-o", "PreferredAuthentications=password,keyboard-interactive",
-                           "-o", "PubkeyAuthentication=no", f"root@{ip}", "true"],
-                          capture_output=True, text=True, timeout=60)
-    found = re.findall(r"Authentications that can continue: (\S+)", proc.stderr)
-    assert found, proc.stderr[-2000:]
-    return set(found[0].split(","))
-
-
-def test_passwords_are_off_although_cloud_init_turned_them_on(lab, hardened, fresh):
-    # Negative control: an unhardened server of the lab (same user_data) offers passwords.
-    assert "password" in auth_methods(lab, fresh[0].ip)
-    for name in sorted(hardened.recap):
-        assert auth_methods(lab, lab.ip(name)) == {"publickey"}, name
-        effective = lab.ssh(name, "sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication) '").stdout
-        assert set(effective.split("\n")) >= {"passwordauthentication no", "kbdinteractiveauthentication no"}, (name, effective)
-        cloud_init = lab.ssh(name, "grep -rl ssh_pwauth /var/lib/cloud/instance/user-data.txt").stdout
-        assert cloud_init.strip(), f"{name} was not created with ssh_pwauth (the lab's user_data)"
