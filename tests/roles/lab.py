@@ -143,7 +143,7 @@ class Lab:
         self._provision_lock = threading.Lock()
         self.timings: dict[str, float] = {}
         self._once: dict[str, object] = {}
-        self._once_lock = threading.Lock()
+        self._once_lock = threading.RLock()   # once() may call once() (the first converge makes the second)
 
     # --- life cycle -------------------------------------------------------------------------
     def start(self) -> "Lab":
