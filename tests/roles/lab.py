@@ -128,16 +128,21 @@ class Host:
     image: str
 
 
+def load_stack() -> dict:
+    """The lab topology (tests/roles/lab_stack.yml) as a dict, for a Lab with a variant of it (benchmarks)."""
+    return yaml.safe_load((HERE / "lab_stack.yml").read_text())
+
+
 class Lab:
     """One local cloud with machines and the lab topology; see the module docstring."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, stack: dict | None = None):
         self.dir = workdir
         self.cloud = None
         self.key = workdir / "id_ed25519"
         self.inventory = workdir / "inventory"
         self.ansible_cfg = workdir / "ansible.cfg"
-        self.stack = yaml.safe_load((HERE / "lab_stack.yml").read_text())
+        self.stack = stack or load_stack()
         self.hosts: dict[str, Host] = {}
         self._fresh = 0
         self._provision_lock = threading.Lock()

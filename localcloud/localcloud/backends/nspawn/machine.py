@@ -34,17 +34,14 @@ def cgroup_dirs(name: str) -> list[Path]:
 
 
 def rm_cgroup(path: Path) -> None:
-    if not path.exists():
-        return
-    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    # Bottom-up. A cgroup can vanish while we walk (the kernel removes nspawn's payload/ when its
+    # last process exits): os.walk skips what is gone, where Path.rglob raised FileNotFoundError
+    # and took `serve` down while it cleaned up after a previous run.
+    for dirpath, _dirs, _files in os.walk(path, topdown=False):
         try:
-            sub.rmdir()
+            os.rmdir(dirpath)
         except OSError:
             pass
-    try:
-        path.rmdir()
-    except OSError:
-        pass
 
 
 def private_ifname(k: int) -> str:
