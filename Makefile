@@ -29,7 +29,7 @@ define pytest_dir
 	exit $$rc
 endef
 
-.PHONY: help venv test lint sanity test-unit test-localcloud test-integration bench build clean
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
@@ -85,6 +85,13 @@ test-integration: venv
 # (Add it to TEST_STEPS above to make it part of `make test`.)
 test-%: venv
 	$(call pytest_dir,tests/$*)
+
+# `molecule test` of every role's scenario (roles/*/molecule/default) on local-cloud machines:
+# the local cloud in HCLOUD_ENDPOINT/HCLOUD_TOKEN, or one it starts and removes. ROLES="a b" limits.
+# Not a step of `make test` (tests/roles runs the host_firewall scenario there, on the lab's cloud).
+ROLES ?=
+molecule: venv
+	$(PYTHON) tests/molecule/run.py $(ROLES)
 
 # Benchmarks are not part of `make test`: every tests/bench/*.py is run as a
 # script with the venv's Python (each prints a markdown section on stdout).
