@@ -5,6 +5,7 @@ other modules of this directory prove on the lab, so running them here too would
 each to `make test` and prove nothing new."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ MOLECULE = Path(sys.executable).parent / "molecule"
 def test_molecule_scenario_of_host_firewall(lab):
     proc = subprocess.run([str(MOLECULE), "test", "-s", "default"], cwd=ROOT / "roles" / "host_firewall",
                           env={**lab.env, "ANSIBLE_CONFIG": ""}, capture_output=True, text=True, timeout=1800)
-    output = proc.stdout + proc.stderr
+    output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     assert proc.returncode == 0, output[-6000:]
     for step in ("create", "check", "converge", "idempotence", "verify", "destroy"):
-        assert f"Action: '{step}'" in output or f"{step}" in output, f"molecule did not run {step}"
+        assert re.search(rf"default . {step}: Executed: Successful", output), f"molecule did not run {step}:\n{output[-3000:]}"
