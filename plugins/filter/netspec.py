@@ -86,7 +86,7 @@ def _port(value):
 def _port_item(item):
     """(first, last) of one port or range item, or None when it is not valid."""
     if isinstance(item, str) and "-" in item:
-        first, _, last = item.partition("-")
+        first, last = item.split("-", 1)
         first, last = _port(first.strip()), _port(last.strip())
         if first is None or last is None or first >= last:
             return None
