@@ -61,6 +61,12 @@ class CreateServer(Named):
     public_net: Optional[dict[str, Any]] = None
 
 
+class UpdateImage(Body):
+    description: Optional[StrictStr] = None
+    type: Optional[StrictStr] = None
+    labels: Labels = None
+
+
 class CreatePlacementGroup(Named):
     type: StrictStr
 

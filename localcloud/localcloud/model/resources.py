@@ -1,6 +1,7 @@
 """Every resource type of the model, in the order the API lists them."""
 from .firewalls import Firewalls
 from .floating_ips import FloatingIPs
+from .images import Images
 from .load_balancers import LoadBalancers
 from .networks import Networks
 from .placement_groups import PlacementGroups
@@ -9,4 +10,5 @@ from .servers import Servers
 from .ssh_keys import SSHKeys
 from .volumes import Volumes
 
-RESOURCE_TYPES = (SSHKeys, PlacementGroups, Networks, Firewalls, Servers, PrimaryIPs, FloatingIPs, Volumes, LoadBalancers)
+RESOURCE_TYPES = (SSHKeys, PlacementGroups, Networks, Firewalls, Servers, PrimaryIPs, FloatingIPs, Volumes, LoadBalancers,
+                  Images)
