@@ -15,7 +15,7 @@ from ..faults import Faults
 from ..listing import paginate, parse_bool, sort_items
 from ..model.base import Cloud
 from ..ratelimit import RateLimiter
-from .routes import CATALOGUE, RESOURCES
+from .routes import CATALOGUE, RESOURCES, RRSET_ACTIONS
 from .schemas import check
 
 
@@ -125,7 +125,7 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
             _action_routes(endpoint, cloud, base, model, action_result)
         endpoint("GET", base + "/{id}", get)
         endpoint("PUT", base + "/{id}", update)
-        endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else 204)
+        endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else getattr(model, "delete_status", 204))
         for name, method_name in actions.items():
             def act(project, request, body, model=model, name=name, method_name=method_name):
                 method = getattr(model, method_name)
@@ -133,6 +133,8 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
                 result = method(project, oid, name) if method_name == "power" else method(project, oid, body)
                 return action_result(result)
             endpoint("POST", f"{base}/{{id}}/actions/{name}", act, 201)
+
+    _zone_routes(endpoint, cloud.resources["zones"], check)
 
     def server_metrics(project, request, body):
         return cloud.servers.metrics(project, request.path_params["id"], request.query_params)
@@ -227,6 +229,30 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
         return _json(500, {"error": {"code": "server_error", "message": f"internal error: {exc}", "details": None}})
 
     return app
+
+
+def _zone_routes(endpoint, zones, check):
+    """RRSets (addressed by name and type inside a zone given by ID or name) and the zone file."""
+    from .schemas import CreateRRSet, UpdateLabels
+    base = "/v1/zones/{id}"
+    rrset = base + "/rrsets/{rr_name}/{rr_type}"
+
+    def key(request):
+        return request.path_params["id"], request.path_params["rr_name"], request.path_params["rr_type"]
+
+    endpoint("GET", base + "/zonefile", lambda project, request, body: zones.zonefile(project, request.path_params["id"]))
+    endpoint("GET", base + "/rrsets",
+             lambda project, request, body: zones.list_rrsets(project, request.path_params["id"], request.query_params))
+    endpoint("POST", base + "/rrsets",
+             lambda project, request, body: zones.create_rrset(project, request.path_params["id"], check(CreateRRSet, body)),
+             201)
+    endpoint("GET", rrset, lambda project, request, body: zones.get_rrset(project, *key(request)))
+    endpoint("PUT", rrset, lambda project, request, body: zones.update_rrset(project, *key(request),
+                                                                             check(UpdateLabels, body)))
+    endpoint("DELETE", rrset, lambda project, request, body: zones.delete_rrset(project, *key(request)), 201)
+    for name, status in RRSET_ACTIONS.items():
+        endpoint("POST", f"{rrset}/actions/{name}",
+                 lambda project, request, body, name=name: zones.rrset_action(project, *key(request), name, body), status)
 
 
 def _action_routes(endpoint, cloud, base, model, action_result):

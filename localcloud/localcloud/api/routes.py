@@ -36,6 +36,11 @@ RESOURCES = {
     "volumes": (schemas.CreateVolume, schemas.Update, {
         "attach": "attach", "detach": "detach", "resize": "resize", "change_protection": "change_protection",
     }),
+    "certificates": (schemas.CreateCertificate, schemas.Update, {"retry": "retry"}),
+    "zones": (schemas.CreateZone, schemas.UpdateLabels, {
+        "change_primary_nameservers": "change_primary_nameservers", "change_protection": "change_protection",
+        "change_ttl": "change_ttl", "import_zonefile": "import_zonefile",
+    }),
     "images": (None, schemas.UpdateImage, {"change_protection": "change_protection"}),
     "load_balancers": (schemas.CreateLoadBalancer, schemas.Update, {
         "add_service": "add_service", "update_service": "update_service", "delete_service": "delete_service",
@@ -45,6 +50,10 @@ RESOURCES = {
         "enable_public_interface": "enable_public_interface", "disable_public_interface": "disable_public_interface",
     }),
 }
+
+# RRSet actions: POST /zones/{id_or_name}/rrsets/{rr_name}/{rr_type}/actions/<name> -> status
+RRSET_ACTIONS = {"add_records": 201, "remove_records": 201, "set_records": 201, "change_ttl": 201,
+                 "change_protection": 201, "update_records": 200}
 
 # catalogue: plural -> (singular, Catalog attribute, Catalog lookup)
 CATALOGUE = {

@@ -1,4 +1,5 @@
 """Every resource type of the model, in the order the API lists them."""
+from .certificates import Certificates
 from .firewalls import Firewalls
 from .floating_ips import FloatingIPs
 from .images import Images
@@ -9,6 +10,7 @@ from .primary_ips import PrimaryIPs
 from .servers import Servers
 from .ssh_keys import SSHKeys
 from .volumes import Volumes
+from .zones import Zones
 
 RESOURCE_TYPES = (SSHKeys, PlacementGroups, Networks, Firewalls, Servers, PrimaryIPs, FloatingIPs, Volumes, LoadBalancers,
-                  Images)
+                  Images, Certificates, Zones)

@@ -241,8 +241,9 @@ class Servers(ResourceModel):
                 if found["type"] != version:
                     raise errors.specific("primary_ip_version_mismatch", f"primary IP {found['ip']} is not {version}")
                 primary[version] = found
-        if not enable_v4 and not enable_v6 and not networks:
-            raise errors.invalid_input("public_net", "a server needs a public IP or a network: enable one or give networks")
+        if not enable_v4 and not enable_v6 and not networks and start:
+            raise errors.invalid_input("public_net", "a server needs a public IP or a network to be powered on: enable "
+                                                     "one, give networks, or create it with start_after_create false")
         firewalls = []
         for index, entry in enumerate(self._list(body, "firewalls")):
             ref = entry.get("firewall") if isinstance(entry, dict) else None
@@ -388,6 +389,9 @@ class Servers(ResourceModel):
     def power(self, project: int, oid, op: str) -> dict:
         server = self._server_for_action(project, oid)
         command, transient, final = POWER_COMMANDS[op]
+        if final == "running" and not (server["_ipv4"] or server["_ipv6"] or server["private_net"]):
+            raise errors.unsupported(f"server '{server['name']}' has no network interface: assign a primary IP or "
+                                     "attach it to a network before powering it on")
         job = self.cloud.backend.power(server["id"], op)
         self.store.edit(self.kind, server["id"])["status"] = transient
         return self.cloud.start_action(project, command, [("server", server["id"])],
