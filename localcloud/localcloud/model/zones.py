@@ -63,8 +63,7 @@ class Zones(ResourceModel):
     def render(self, obj: dict) -> dict:
         data = super().render(obj)
         data["record_count"] = sum(len(rr["records"]) for rr in obj["_rrsets"].values())
-        if obj["mode"] == "primary":
-            data.pop("primary_nameservers", None)
+        data["primary_nameservers"] = obj["primary_nameservers"] or []   # [] for primary zones, as clients expect
         return data
 
     # --- creation
@@ -156,6 +155,19 @@ class Zones(ResourceModel):
 
     def _act(self, project: int, zone: dict, command: str, duration: float | None = None) -> dict:
         return self.cloud.start_action(project, command, [(self.kind, zone["id"])], duration=duration)
+
+    def _rr_act(self, project: int, zone: dict, command: str, duration: float | None = None) -> dict:
+        """RRSet actions do not lock their zone: clients (hetzner.hcloud zone_rrset) start change_ttl
+        and set_records together and then wait for both."""
+        return self.cloud.start_action(project, command, [(self.kind, zone["id"])], duration=duration,
+                                       effect_name="nothing")
+
+    def _primary(self, project: int, oid) -> dict:
+        zone = self.get(project, oid)
+        if zone["mode"] != "primary":
+            raise errors.specific("incorrect_zone_mode", f"zone {zone['name']} is a secondary zone: this operation "
+                                                         "is only for primary zones")
+        return zone
 
     def change_ttl(self, project: int, oid, body: dict) -> dict:
         zone = self._zone_for_action(project, oid)
@@ -307,28 +319,22 @@ class Zones(ResourceModel):
         zone["_rrsets"][rrset["id"]] = rrset
         return rrset
 
-    def _rrset(self, project: int, oid, rr_name: str, rr_type: str, for_change: bool = False):
-        zone = self._zone_for_action(project, oid) if for_change else self.get(project, oid)
-        if zone["mode"] != "primary":
-            raise errors.specific("incorrect_zone_mode", f"zone {zone['name']} is a secondary zone: it has no "
-                                                         "record sets of its own")
+    def _rrset(self, project: int, oid, rr_name: str, rr_type: str):
+        zone = self._primary(project, oid)
         rrset = zone["_rrsets"].get(f"{rr_name}/{rr_type}")
         if rrset is None:
             raise errors.not_found("RRSet", f"{rr_name}/{rr_type}")
         return zone, rrset
 
     def _editable(self, project, oid, rr_name, rr_type):
-        zone, rrset = self._rrset(project, oid, rr_name, rr_type, for_change=True)
+        zone, rrset = self._rrset(project, oid, rr_name, rr_type)
         if rrset["protection"]["change"]:
             raise errors.protected("rrset", rrset["id"], "change")
         edited = self.store.edit(self.kind, zone["id"])
         return edited, edited["_rrsets"][rrset["id"]]
 
     def list_rrsets(self, project: int, oid, query) -> dict:
-        zone = self.get(project, oid)
-        if zone["mode"] != "primary":
-            raise errors.specific("incorrect_zone_mode", f"zone {zone['name']} is a secondary zone: it has no "
-                                                         "record sets of its own")
+        zone = self._primary(project, oid)
         items = list(zone["_rrsets"].values())
         if query.get("name") is not None:
             items = [rr for rr in items if rr["name"] == query["name"]]
@@ -350,10 +356,10 @@ class Zones(ResourceModel):
         return {"rrset": self._rrset(project, oid, rr_name, rr_type)[1]}
 
     def create_rrset(self, project: int, oid, body: dict) -> dict:
-        zone = self._zone_for_action(project, oid)
+        zone = self._primary(project, oid)
         parsed = self._parse_rrset(zone, body)
         rrset = self._put_rrset(self.store.edit(self.kind, zone["id"]), parsed)
-        action = self._act(project, zone, "create_rrset")
+        action = self._rr_act(project, zone, "create_rrset")
         return {"rrset": rrset, "action": self.cloud.action_json(action)}
 
     def update_rrset(self, project: int, oid, rr_name: str, rr_type: str, body: dict) -> dict:
@@ -368,18 +374,18 @@ class Zones(ResourceModel):
             raise errors.invalid_input("type", f"the zone's own {rr_type} record set cannot be deleted")
         zone, rrset = self._editable(project, oid, rr_name, rr_type)
         del zone["_rrsets"][rrset["id"]]
-        action = self._act(project, zone, "delete_rrset")
+        action = self._rr_act(project, zone, "delete_rrset")
         return {"action": self.cloud.action_json(action)}
 
     def rrset_action(self, project: int, oid, rr_name: str, rr_type: str, name: str, body: dict) -> dict:
         if name == "change_protection":
-            zone, rrset = self._rrset(project, oid, rr_name, rr_type, for_change=True)
+            zone, rrset = self._rrset(project, oid, rr_name, rr_type)
             if not isinstance(body.get("change"), bool):
                 raise errors.invalid_input("change", "must be true or false")
             self.store.edit(self.kind, zone["id"])["_rrsets"][rrset["id"]]["protection"]["change"] = body["change"]
-            return {"action": self.cloud.action_json(self._act(project, zone, "change_rrset_protection", duration=0))}
+            return {"action": self.cloud.action_json(self._rr_act(project, zone, "change_rrset_protection", duration=0))}
         if name == "add_records":
-            zone = self._zone_for_action(project, oid)
+            zone = self._primary(project, oid)
             self._rr_key(rr_name, rr_type)
             records = self._parse_records(zone, rr_type, body.get("records"), "records")
             ttl = _ttl(body.get("ttl"), "ttl", nullable=True)
@@ -397,7 +403,7 @@ class Zones(ResourceModel):
                 current["records"] += [r for r in records if r["value"] not in known]
                 if ttl is not None:
                     current["ttl"] = ttl
-            return {"action": self.cloud.action_json(self._act(project, zone, "add_rrset_records"))}
+            return {"action": self.cloud.action_json(self._rr_act(project, zone, "add_rrset_records"))}
         zone, rrset = self._editable(project, oid, rr_name, rr_type)
         if name == "change_ttl":
             if "ttl" not in body:
@@ -431,4 +437,4 @@ class Zones(ResourceModel):
             command = "update_rrset_records"
         else:
             raise errors.route_not_found()
-        return {"action": self.cloud.action_json(self._act(project, zone, command))}
+        return {"action": self.cloud.action_json(self._rr_act(project, zone, command))}
