@@ -34,9 +34,11 @@ def cgroup_dirs(name: str) -> list[Path]:
 
 
 def rm_cgroup(path: Path) -> None:
-    # Bottom-up. A cgroup can vanish while we walk (the kernel removes nspawn's payload/ when its
-    # last process exits): os.walk skips what is gone, where Path.rglob raised FileNotFoundError
-    # and took `serve` down while it cleaned up after a previous run.
+    """Remove a machine's cgroup tree, deepest first. The machine's own systemd may still be
+    removing its sub-cgroups while we walk (a stop in progress): vanished directories are fine,
+    os.walk skips what it can no longer list."""
+    if not path.exists():
+        return
     for dirpath, _dirs, _files in os.walk(path, topdown=False):
         try:
             os.rmdir(dirpath)
