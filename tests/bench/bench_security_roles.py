@@ -55,7 +55,8 @@ def lynis(lab, name):
                   timeout=600).stdout
     index = int(re.search(r"^hardening_index=(\d+)", out, re.M).group(1))
     findings = sorted({m.group(1) for m in re.finditer(r"^(?:suggestion|warning)\[\]=([A-Z]+-\d+)\|", out, re.M)})
-    return index, findings
+    ssh = sorted({m.group(1) for m in re.finditer(r"^suggestion\[\]=SSH-7408\|[^|]*\|([^|]*)\|", out, re.M)})
+    return index, findings, ssh
 
 
 def main():
@@ -70,16 +71,16 @@ def main():
         try:
             lab.start()
             lab.ssh(LYNIS_HOST, "apt-get update -qq", timeout=300)
-            before, _ = lynis(lab, LYNIS_HOST)
+            before, _, _ = lynis(lab, LYNIS_HOST)
             os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_roles"
             first = lab.harden(limit=",".join(BENCH_HOSTS)).assert_ok()
             second = lab.harden(limit=",".join(BENCH_HOSTS)).assert_unchanged()
-            after, remaining = lynis(lab, LYNIS_HOST)
+            after, remaining, ssh_items = lynis(lab, LYNIS_HOST)
         finally:
             lab.close()
     roles = {}
     for run, column in ((first, 0), (second, 1)):
-        for m in re.finditer(r"^autoscale\.hetzner\.(\w+) -+ ([\d.]+)s$", run.output, re.M):
+        for m in re.finditer(r"^(?:autoscale\.hetzner\.)?(ssh_hardening|fail2ban|host_firewall) -+ ([\d.]+)s\s*$", run.output, re.M):
             roles.setdefault(m.group(1), [None, None])[column] = float(m.group(2))
     load = os.getloadavg()[0]
     print("## Security roles (ssh_hardening, fail2ban, host_firewall)\n")
@@ -98,7 +99,8 @@ def main():
     other = [f for f in remaining if f not in CONTAINER_BOUND]
     print(f"\nlynis findings left after the roles ({len(remaining)}). A container cannot fix: "
           + "; ".join(f"{f} ({CONTAINER_BOUND[f]})" for f in bound) + ".")
-    print(f"Outside these three roles' scope: {', '.join(other)}.\n")
+    print(f"Outside these three roles' scope: {', '.join(other)}.")
+    print(f"SSH-7408 items lynis still suggests (kept on purpose, see roles/ssh_hardening/README.md): {'; '.join(ssh_items)}.\n")
 
 
 if __name__ == "__main__":
