@@ -36,6 +36,11 @@ class Store:
         self._undo: dict[tuple[str, int], object] | None = None
         self._counter_undo: dict[str, object] = {}
 
+    @property
+    def active(self) -> bool:
+        """True inside a transaction."""
+        return self._undo is not None
+
     # --- reads
     def get(self, kind: str, oid: int) -> dict | None:
         return self.data.get(kind, {}).get(oid)

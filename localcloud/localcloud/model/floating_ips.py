@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel
+from .base import OMIT, Outcome, ResourceModel
 from .primary_ips import PublicAddresses, reverse_dns, set_dns_ptr
 
 
@@ -51,10 +51,7 @@ class FloatingIPs(ResourceModel):
         if server:
             action = self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])])
         # the spec's action is optional but not nullable: leave it out when nothing runs
-        result = {"floating_ip": self.render(fip)}
-        if action:
-            result["action"] = self.cloud.action_json(action)
-        return result
+        return Outcome(fip, action=action or OMIT)
 
     def update_extra(self, project, obj, body):
         if "description" in body:

@@ -5,7 +5,7 @@ import copy
 
 from .. import errors
 from ..labels import parse_selector, selector_matches, validate_labels
-from .base import ResourceModel
+from .base import Outcome, ResourceModel
 from .primary_ips import PublicAddresses, reverse_dns
 
 ALGORITHMS = ("round_robin", "least_connections")
@@ -208,7 +208,7 @@ class LoadBalancers(ResourceModel):
         v6 = PublicAddresses(self.cloud).allocate("ipv6").split("/")[0] + "1"
         lb["public_net"]["ipv6"] = {"ip": v6, "dns_ptr": None}
         action = self.cloud.start_action(project, "create_load_balancer", [(self.kind, lb["id"])])
-        return {"load_balancer": self.render(lb), "action": self.cloud.action_json(action)}
+        return Outcome(lb, action=action)
 
     def _lb(self, project, oid):
         lb = self.get(project, oid)

@@ -5,7 +5,7 @@ import ipaddress
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import OMIT, Outcome, ResourceModel, effect
 
 PUBLIC_V4 = ipaddress.ip_network("198.18.0.0/15")
 FIRST_SERVER_V4 = int(ipaddress.ip_address("198.18.1.1"))
@@ -121,10 +121,7 @@ class PrimaryIPs(ResourceModel):
             self.store.edit("server", server["id"])[f"_{version}"] = obj["id"]
             action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
         # the spec's action is optional but not nullable: leave it out when nothing runs
-        result = {"primary_ip": self.render(obj)}
-        if action:
-            result["action"] = self.cloud.action_json(action)
-        return result
+        return Outcome(obj, action=action or OMIT)
 
     def check_assignable(self, server: dict, version: str) -> None:
         if server["status"] != "off":

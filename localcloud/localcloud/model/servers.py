@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from .. import errors
 from ..backends.base import ServerSpec
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import Outcome, ResourceModel, effect, machine_effect
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 USER_DATA_LIMIT = 32 * 1024
@@ -289,9 +289,10 @@ class Servers(ResourceModel):
             cloud.store.edit("volume", volume["id"])["server"] = server["id"]
         cloud.after_commit("firewalls")
         root_password = None if ssh_keys else secrets.token_urlsafe(12)
-        job = cloud.backend.create_server(self.spec(server, start=start, root_password=root_password))
         action = cloud.start_action(project, "create_server", [("server", server["id"])],
-                                    effect_name="server_created", error_effect="server_create_failed", job=job)
+                                    effect_name="server_created", error_effect="server_create_failed",
+                                    machine="create_server", args={"start": start},
+                                    secret={"root_password": root_password})
         next_actions = []
         if start:
             next_actions.append(cloud.start_action(project, "start_server", [("server", server["id"])],
@@ -300,8 +301,7 @@ class Servers(ResourceModel):
             next_actions.append(cloud.start_action(project, "attach_to_network",
                                                    [("server", server["id"]), ("network", network["id"])],
                                                    effect_name="nothing", after=action["id"], duration=0))
-        return {"server": self.render(server), "action": cloud.action_json(action),
-                "next_actions": [cloud.action_json(a) for a in next_actions], "root_password": root_password}
+        return Outcome(server, action=action, next_actions=next_actions, extra={"root_password": root_password})
 
     @staticmethod
     def _bad(field, message):
@@ -358,15 +358,17 @@ class Servers(ResourceModel):
         cloud.load_balancers.forget_server(server)
         edited = self.store.edit(self.kind, server["id"])
         edited.update(status="deleting", _ipv4=None, _ipv6=None, _placement_group=None)
-        job = cloud.backend.delete_server(server["id"])
         action = cloud.start_action(project, "delete_server", [("server", server["id"])],
-                                    effect_name="server_deleted", error_effect="server_deleted", job=job)
-        return {"action": cloud.action_json(action)}
+                                    effect_name="server_deleted", error_effect="server_deleted",
+                                    machine="delete_server")
+        return action
 
     def drop_network(self, server: dict, network_id: int) -> None:
+        """Take the server out of the network (its machine follows after the commit)."""
         edited = self.store.edit(self.kind, server["id"])
         edited["private_net"] = [p for p in edited["private_net"] if p["network"] != network_id]
-        self.cloud.backend.detach_network(server["id"], network_id)
+        backend, sid = self.cloud.backend, server["id"]
+        self.cloud.after_commit(("detach_network", sid, network_id), lambda: backend.detach_network(sid, network_id))
 
     # --- actions
     def _server_for_action(self, project, oid) -> dict:
@@ -379,11 +381,10 @@ class Servers(ResourceModel):
     def power(self, project: int, oid, op: str) -> dict:
         server = self._server_for_action(project, oid)
         command, transient, final = POWER_COMMANDS[op]
-        job = self.cloud.backend.power(server["id"], op)
         self.store.edit(self.kind, server["id"])["status"] = transient
         return self.cloud.start_action(project, command, [("server", server["id"])],
-                                       effect_name="server_status", args={"status": final}, job=job,
-                                       error_effect="server_status_restore", )
+                                       effect_name="server_status", args={"status": final, "op": op},
+                                       machine="power", error_effect="server_status_restore")
 
     def require_off(self, server: dict, what: str) -> None:
         if self.status(server) != "off":
@@ -425,10 +426,10 @@ class Servers(ResourceModel):
         if body.get("user_data") is not None:
             edited["_user_data"] = body["user_data"]
         root_password = None if server["_ssh_keys"] else secrets.token_urlsafe(12)
-        job = self.cloud.backend.rebuild(self.spec(edited, root_password=root_password))
         action = self.cloud.start_action(project, "rebuild_server", [("server", server["id"])],
-                                         effect_name="server_status", args={"status": "running"}, job=job)
-        return {"action": self.cloud.action_json(action), "root_password": root_password}
+                                         effect_name="server_status", args={"status": "running"},
+                                         machine="rebuild", secret={"root_password": root_password})
+        return Outcome(action=action, extra={"root_password": root_password})
 
     def attach_to_network(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -452,8 +453,8 @@ class Servers(ResourceModel):
         attachment = self._attachment(network["id"], ip, server["id"])
         attachment["alias_ips"] = self._aliases(network, zone, aliases, exclude=ip)
         self.store.edit(self.kind, server["id"])["private_net"].append(attachment)
-        job = self.cloud.backend.attach_network(server["id"], self.cloud.networks.attachment(network, ip))
-        return self.cloud.start_action(project, "attach_to_network", [("server", server["id"]), ("network", network["id"])], job=job)
+        return self.cloud.start_action(project, "attach_to_network", [("server", server["id"]), ("network", network["id"])],
+                                       machine="attach_network", args={"network": network["id"]})
 
     def _aliases(self, network, zone, aliases, exclude) -> list[str]:
         if not isinstance(aliases, list):
@@ -470,8 +471,10 @@ class Servers(ResourceModel):
         ref = body.get("network")
         if not isinstance(ref, int) or not any(p["network"] == ref for p in server["private_net"]):
             raise errors.specific("server_not_attached_to_network", f"server '{server['name']}' is not attached to network {ref}")
-        self.drop_network(server, ref)
-        return self.cloud.start_action(project, "detach_from_network", [("server", server["id"]), ("network", ref)])
+        edited = self.store.edit(self.kind, server["id"])
+        edited["private_net"] = [p for p in edited["private_net"] if p["network"] != ref]
+        return self.cloud.start_action(project, "detach_from_network", [("server", server["id"]), ("network", ref)],
+                                       machine="detach_network", args={"network": ref})
 
     def change_alias_ips(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -545,7 +548,7 @@ class Servers(ResourceModel):
         server = self._server_for_action(project, oid)
         self.store.edit(self.kind, server["id"])["rescue_enabled"] = True
         action = self.cloud.start_action(project, "enable_rescue", [("server", server["id"])])
-        return {"action": self.cloud.action_json(action), "root_password": secrets.token_urlsafe(12)}
+        return Outcome(action=action, extra={"root_password": secrets.token_urlsafe(12)})
 
     def disable_rescue(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -557,9 +560,9 @@ class Servers(ResourceModel):
         if self.status(server) != "running":
             raise errors.specific("server_not_running", f"server '{server['name']}' must be running to reset its password")
         root_password = secrets.token_urlsafe(12)
-        job = self.cloud.backend.reset_password(server["id"], root_password)
-        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])], job=job)
-        return {"action": self.cloud.action_json(action), "root_password": root_password}
+        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])],
+                                         machine="reset_password", secret={"root_password": root_password})
+        return Outcome(action=action, extra={"root_password": root_password})
 
     def restore_machines(self) -> None:
         """After a restart, give every stored server its machine back, in the power state it had."""
@@ -578,7 +581,7 @@ class Servers(ResourceModel):
         step = query.get("step") or "60"
         if not step.isdigit() or int(step) < 1:
             raise errors.invalid_input("step", "must be a whole number of seconds")
-        return {"metrics": {"start": start, "end": end, "step": int(step), "time_series": {}}}
+        return {"start": start, "end": end, "step": int(step), "time_series": {}}
 
 
 @effect("server_created")
@@ -628,3 +631,55 @@ def _server_deleted(cloud, action, args):
     if cloud.store.get("server", sid) is not None:
         cloud.store.delete("server", sid)
         cloud.after_commit("firewalls")
+
+
+# --- machine effects: the backend follows the committed state
+def _server_of(cloud, action) -> dict | None:
+    return cloud.store.get("server", action["resources"][0]["id"])
+
+
+@machine_effect("create_server")
+def _machine_create(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    if server is None:
+        return None
+    return cloud.backend.create_server(cloud.servers.spec(server, start=args["start"],
+                                                          root_password=secret.get("root_password")))
+
+
+@machine_effect("power")
+def _machine_power(cloud, action, args, secret):
+    return cloud.backend.power(action["resources"][0]["id"], args["op"])
+
+
+@machine_effect("rebuild")
+def _machine_rebuild(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    if server is None:
+        return None
+    return cloud.backend.rebuild(cloud.servers.spec(server, root_password=secret.get("root_password")))
+
+
+@machine_effect("delete_server")
+def _machine_delete(cloud, action, args, secret):
+    return cloud.backend.delete_server(action["resources"][0]["id"])
+
+
+@machine_effect("attach_network")
+def _machine_attach_network(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    network = cloud.store.get("network", args["network"])
+    att = next((p for p in server["private_net"] if p["network"] == args["network"]), None) if server else None
+    if att is None or network is None:
+        return None                     # detached again (or deleted) before this action started
+    return cloud.backend.attach_network(server["id"], cloud.networks.attachment(network, att["ip"]))
+
+
+@machine_effect("detach_network")
+def _machine_detach_network(cloud, action, args, secret):
+    return cloud.backend.detach_network(action["resources"][0]["id"], args["network"])
+
+
+@machine_effect("reset_password")
+def _machine_reset_password(cloud, action, args, secret):
+    return cloud.backend.reset_password(action["resources"][0]["id"], secret["root_password"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import Outcome, ResourceModel, effect
 
 MIN_SIZE, MAX_SIZE = 10, 10240
 
@@ -67,8 +67,7 @@ class Volumes(ResourceModel):
             volume["server"] = server["id"]
             next_actions.append(self.cloud.start_action(project, "attach_volume", [(self.kind, volume["id"]), ("server", server["id"])],
                                                         after=action["id"]))
-        return {"volume": self.render(volume), "action": self.cloud.action_json(action),
-                "next_actions": [self.cloud.action_json(a) for a in next_actions]}
+        return Outcome(volume, action=action, next_actions=next_actions)
 
     def attach(self, project: int, oid, body: dict) -> dict:
         volume = self.get(project, oid)
