@@ -65,7 +65,7 @@ def serve(args) -> int:
         sys.exit(f"localcloud: {err}")
     backend.warm_up()
     cloud = Cloud(state, settings=settings, backend=backend, faults=faults)
-    cloud.servers.restore_machines()
+    cloud.restore_backend()
     app = create_app(cloud, faults)
     project = cloud.default_project()
     host, port = args.listen

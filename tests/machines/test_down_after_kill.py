@@ -1,5 +1,7 @@
 """`localcloud down --state DIR` after `kill -9` of `serve --machines nspawn` removes every machine,
-mount, netns, bridge, route, nft table and process that serve made (from <state>/machines/state.json)."""
+mount, loop device, netns (machines, network gateways, load balancers), bridge, route, nft table and
+process (systemd-nspawn, HAProxy, lxcfs, apt-cacher-ng) that serve made (from
+<state>/machines/state.json), and keeps the disks and volumes for a later serve."""
 from __future__ import annotations
 
 import json
@@ -37,8 +39,13 @@ def traces(recorded: dict | None = None) -> list[str]:
     mine = None
     if recorded is not None:
         machines = recorded.get("machines", {}).values()
-        mine = {*recorded.get("bridges", []), *(l for m in machines for l in m.get("links", [])),
-                *(m.get("netns") for m in machines), *(str(m.get("nspawn_pid")) for m in machines)}
+        lbs = recorded.get("load_balancers", {}).values()
+        mine = {*recorded.get("bridges", []), *recorded.get("links", []), *recorded.get("netns", []),
+                *(l for m in machines for l in m.get("links", [])), *(l for b in lbs for l in b.get("links", [])),
+                *(m.get("netns") for m in machines), *(b.get("netns") for b in lbs),
+                *(str(m.get("nspawn_pid")) for m in machines), *(str(b.get("haproxy_pid")) for b in lbs)}
+        if recorded.get("lxcfs"):
+            mine.add(str(recorded["lxcfs"]["pid"]))
     left = [f"link {l}" for l in os.listdir("/sys/class/net")
             if l.startswith("lc") and (mine is None or l in mine)]
     if Path("/run/netns").exists():
@@ -51,15 +58,29 @@ def traces(recorded: dict | None = None) -> list[str]:
     left += [f"mount {l.split()[1]}" for l in Path("/proc/mounts").read_text().splitlines()
              if "/machines/" in l.split()[1] and l.startswith("overlay")
              and (recorded is None or l.split()[1].startswith(str(recorded["_state"])))]
+    loops = subprocess.run(["losetup", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True).stdout
+    left += [f"loop {line}" for line in loops.splitlines()
+             if "/volumes/HC_Volume_" in line and (recorded is None or str(recorded["_state"]) in line)]
     ps = subprocess.run(["ps", "-ww", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
     for line in ps.splitlines():
         pid, stat, args = line.split(None, 2)
         if stat.startswith("Z") or not ("systemd-nspawn" in args and " -M lc" in args
-                                        or "apt-cacher-ng -c /run/localcloud" in args):
+                                        or "apt-cacher-ng -c /run/localcloud" in args
+                                        or "haproxy" in args and "/machines/lb-" in args
+                                        or "lxcfs" in args and "/run/localcloud/lxcfs" in args):
             continue
         if recorded is None or pid in mine or pid == str(recorded.get("acng_pid")):
             left.append(f"process {args}")
     return left
+
+
+def wait(cloud, *actions):
+    for action in actions:
+        deadline = time.monotonic() + 300
+        while action["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            action = api(cloud, "GET", f"/actions/{action['id']}")["action"]
+        assert action["status"] == "success", action
 
 
 def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
@@ -70,21 +91,30 @@ def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
     cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.2", "--rate-limit", "0")
     try:
         key = api(cloud, "POST", "/ssh_keys", {"name": "k", "public_key": Path(f"{ssh_key}.pub").read_text()})
+        net = api(cloud, "POST", "/networks", {"name": "n", "ip_range": "10.58.0.0/16", "subnets": [
+            {"type": "cloud", "network_zone": "eu-central", "ip_range": "10.58.1.0/24"}]})["network"]
         created = api(cloud, "POST", "/servers", {"name": "victim-1", "server_type": "cx23", "image": "debian-12",
                                                   "location": "fsn1", "ssh_keys": [key["ssh_key"]["id"]],
-                                                  "networks": [], "start_after_create": True})
-        action = created["action"]
-        deadline = time.monotonic() + 300
-        while action["status"] == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            action = api(cloud, "GET", f"/actions/{action['id']}")["action"]
-        assert action["status"] == "success", action
-        ip = created["server"]["public_net"]["ipv4"]["ip"]
+                                                  "networks": [net["id"]], "start_after_create": True})
+        wait(cloud, created["action"])
+        sid, ip = created["server"]["id"], created["server"]["public_net"]["ipv4"]["ip"]
+        vol = api(cloud, "POST", "/volumes", {"name": "v", "size": 10, "server": sid, "format": "xfs", "automount": True})
+        wait(cloud, vol["action"], *vol["next_actions"])
+        lb = api(cloud, "POST", "/load_balancers", {
+            "name": "lb", "load_balancer_type": "lb11", "location": "fsn1", "network": net["id"],
+            "services": [{"protocol": "tcp", "listen_port": 22, "destination_port": 22}],
+            "targets": [{"type": "server", "server": {"id": sid}, "use_private_ip": True}]})
+        wait(cloud, lb["action"])
+        fip = api(cloud, "POST", "/floating_ips", {"type": "ipv4", "server": sid})
+        wait(cloud, fip["action"])
         ssh.wait(ip, timeout=60)
+        ssh.wait(lb["load_balancer"]["public_net"]["ipv4"]["ip"], timeout=30)     # ssh through the load balancer
         os.kill(cloud.process.pid, signal.SIGKILL)
         cloud.process.wait(timeout=10)
         recorded = {**json.loads((state / "machines" / "state.json").read_text()), "_state": state.resolve()}
-        assert any("systemd-nspawn" in t for t in traces(recorded)), "the machine should outlive kill -9 of serve"
+        left = traces(recorded)
+        for what in ("systemd-nspawn", "haproxy", "loop ", "netns lc-gw-", "netns lc-lb-"):
+            assert any(what in t for t in left), f"{what} should outlive kill -9 of serve: {left}"
     finally:
         if cloud.process.poll() is None:
             cloud.process.kill()
@@ -96,3 +126,6 @@ def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
         time.sleep(0.2)
     assert traces(recorded) == []
     assert not (state / "machines").exists()
+    # what a later serve on this state dir boots from: the disks and the volumes' data
+    assert (state / "disks" / str(sid) / "upper").is_dir()
+    assert any((state / "volumes").glob("HC_Volume_*.img"))

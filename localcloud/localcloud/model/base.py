@@ -51,6 +51,11 @@ def failed(exc: BaseException) -> Future:
 
 
 OMIT = object()
+# declarative data paths: a commit that wrote one of these kinds syncs that resource type's backend
+SYNCED_BY = {
+    "load_balancers": {"server", "load_balancer", "network", "primary_ip", "certificate"},
+    "floating_ips": {"floating_ip", "server", "primary_ip"},
+}
 
 
 @dataclass
@@ -134,12 +139,25 @@ class Cloud:
                     job = failed(exc)
                 if job is not None:
                     self.jobs[aid] = job
+            for plural, kinds in SYNCED_BY.items():
+                if self.store.committed_kinds & kinds:
+                    self._after_commit.setdefault(plural, self.resources[plural].sync_backend)
+            self.store.committed_kinds = set()
             hooks, self._after_commit = self._after_commit, {}
             for hook in hooks.values():
                 try:
                     hook()
                 except Exception:  # noqa: BLE001 - a backend failure must not fail the committed request
                     log.exception("after-commit hook failed")
+
+    def restore_backend(self) -> None:
+        """After a restart: the backend gets back what the API holds (volumes' storage, every
+        server's machine from its kept disk, firewalls)."""
+        self.volumes.restore()
+        self.servers.restore_machines()
+        self.firewalls.sync_backend()
+        self.floating_ips.sync_backend()
+        self.load_balancers.sync_backend()
 
     def after_commit(self, key, hook=None) -> None:
         """Run ``hook`` (default: the named sync, e.g. "firewalls") once after the commit."""

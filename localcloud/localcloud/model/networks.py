@@ -293,10 +293,10 @@ class Networks(ResourceModel):
                     return str(address)
         raise errors.specific("ip_not_available", f"network '{network['name']}' has no free IP left")
 
-    def attachment(self, network: dict, ip: str):
+    def attachment(self, network: dict, ip: str, mac: str | None = None):
         from ..backends.base import NetworkAttachment
         net_range = ipaddress.ip_network(network["ip_range"])
-        return NetworkAttachment(network["id"], ip, str(net_range), str(net_range.network_address + 1))
+        return NetworkAttachment(network["id"], ip, str(net_range), str(net_range.network_address + 1), mac)
 
 
 @effect("nothing")

@@ -5,7 +5,7 @@ import ipaddress
 
 from .. import errors
 from ..labels import validate_labels
-from .base import OMIT, Outcome, ResourceModel, effect
+from .base import OMIT, Outcome, ResourceModel, effect, machine_effect
 
 PUBLIC_V4 = ipaddress.ip_network("198.18.0.0/15")
 FIRST_SERVER_V4 = int(ipaddress.ip_address("198.18.1.1"))
@@ -119,7 +119,8 @@ class PrimaryIPs(ResourceModel):
         action = None
         if server:
             self.store.edit("server", server["id"])[f"_{version}"] = obj["id"]
-            action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
+            action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])],
+                                             machine="public_ip", args={"server": server["id"]})
         # the spec's action is optional but not nullable: leave it out when nothing runs
         return Outcome(obj, action=action or OMIT)
 
@@ -142,17 +143,20 @@ class PrimaryIPs(ResourceModel):
         self.check_assignable(server, obj["type"])
         self.store.edit(self.kind, obj["id"])["assignee_id"] = server["id"]
         self.store.edit("server", server["id"])[f"_{obj['type']}"] = obj["id"]
-        return self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
+        return self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])],
+                                       machine="public_ip", args={"server": server["id"]})
 
     def unassign(self, project: int, oid, body: dict) -> dict:
         obj = self.get(project, oid)
+        former = obj["assignee_id"]
         if obj["assignee_id"]:
             server = self.store.get("server", obj["assignee_id"])
             if server["status"] != "off":
                 raise errors.specific("server_not_stopped", f"server '{server['name']}' must be off to unassign its primary IP")
             self.store.edit("server", server["id"])[f"_{obj['type']}"] = None
             self.store.edit(self.kind, obj["id"])["assignee_id"] = None
-        return self.cloud.start_action(project, "unassign_primary_ip", [(self.kind, obj["id"])])
+        return self.cloud.start_action(project, "unassign_primary_ip", [(self.kind, obj["id"])],
+                                       machine="public_ip", args={"server": former})
 
     def change_dns_ptr(self, project: int, oid, body: dict) -> dict:
         obj = self.get(project, oid)
@@ -173,6 +177,16 @@ class PrimaryIPs(ResourceModel):
             raise errors.specific("must_be_unassigned",
                                   f"primary IP {obj['ip']} is assigned to server {obj['assignee_id']}: unassign it first")
         self.store.delete(self.kind, obj["id"])
+
+
+@machine_effect("public_ip")
+def _machine_public_ip(cloud, action, args, secret):
+    """The server's machine takes its (new) primary IPv4, or goes without."""
+    server = cloud.store.get("server", args["server"]) if args.get("server") else None
+    if server is None:
+        return None
+    address = cloud.servers.address(server["_ipv4"], "ipv4")
+    return cloud.backend.set_public_ipv4(server["id"], address["ip"] if address else None)
 
 
 def set_dns_ptr(obj: dict, body: dict) -> None:

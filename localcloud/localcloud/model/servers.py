@@ -203,7 +203,7 @@ class Servers(ResourceModel):
         image = self.resolve_image(project, body.get("image"), server_type["architecture"])
         labels = validate_labels(body.get("labels"))
         start = _bool(body, "start_after_create", True)
-        _bool(body, "automount", False)
+        automount = _bool(body, "automount", False)
         user_data = body.get("user_data")
         if user_data is not None and (not isinstance(user_data, str) or len(user_data.encode()) > USER_DATA_LIMIT):
             raise errors.invalid_input("user_data", f"must be a string of at most {USER_DATA_LIMIT} bytes (cloud-init)")
@@ -291,7 +291,7 @@ class Servers(ResourceModel):
         root_password = None if ssh_keys else secrets.token_urlsafe(12)
         action = cloud.start_action(project, "create_server", [("server", server["id"])],
                                     effect_name="server_created", error_effect="server_create_failed",
-                                    machine="create_server", args={"start": start},
+                                    machine="create_server", args={"start": start, "automount": automount},
                                     secret={"root_password": root_password})
         next_actions = []
         if start:
@@ -321,17 +321,21 @@ class Servers(ResourceModel):
         mac = "86:00:00:%02x:%02x:%02x" % ((server_id >> 16) & 0xFF, (server_id >> 8) & 0xFF, server_id & 0xFF)
         return {"network": network_id, "ip": ip, "alias_ips": [], "mac_address": mac}
 
-    def spec(self, server: dict, start: bool = True, root_password: str | None = None) -> ServerSpec:
+    def spec(self, server: dict, start: bool = True, root_password: str | None = None,
+             automount: bool = False) -> ServerSpec:
         image = self.cloud.catalog.image(server["_image"])
         v4 = self.address(server["_ipv4"], "ipv4")
         attachments = tuple(
-            self.cloud.networks.attachment(self.store.get("network", att["network"]), att["ip"])
+            self.cloud.networks.attachment(self.store.get("network", att["network"]), att["ip"], att.get("mac_address"))
             for att in server["private_net"]
         )
+        volumes = tuple(sorted(v["id"] for v in self.store.all("volume") if v["server"] == server["id"]))
+        server_type = self.cloud.catalog.server_type(server["_server_type"])
         return ServerSpec(server_id=server["id"], name=server["name"], image=image["name"] if image else "",
                           public_ipv4=v4["ip"] if v4 else None, ssh_keys=tuple(server["_ssh_keys"]),
                           user_data=server["_user_data"], networks=attachments, start=start,
-                          root_password=root_password)
+                          root_password=root_password, volumes=volumes, automount=automount,
+                          cores=server_type["cores"], memory_gb=server_type["memory"])
 
     # --- deletion
     def delete(self, project: int, oid) -> dict:
@@ -409,7 +413,7 @@ class Servers(ResourceModel):
                                   f"{new_type['name']} has a {new_type['disk']} GB disk, smaller than the server's {disk} GB")
         self.require_off(server, "change its type")
         return self.cloud.start_action(project, "change_server_type", [("server", server["id"])],
-                                       effect_name="server_type_changed",
+                                       effect_name="server_type_changed", machine="server_type",
                                        args={"server_type": new_type["id"], "disk": new_type["disk"] if upgrade_disk else disk})
 
     def rebuild(self, project: int, oid, body: dict) -> dict:
@@ -565,10 +569,13 @@ class Servers(ResourceModel):
         return Outcome(action=action, extra={"root_password": root_password})
 
     def restore_machines(self) -> None:
-        """After a restart, give every stored server its machine back, in the power state it had."""
+        """After a restart, give every stored server its machine back, booting from the disk it had,
+        with its volumes, in the power state it had."""
         for server in list(self.store.all(self.kind)):
-            if server["status"] != "deleting":
-                self.cloud.backend.create_server(self.spec(server, start=server["status"] != "off"))
+            if server["status"] == "deleting":
+                self.cloud.backend.delete_server(server["id"])     # its disk, if the delete was cut short
+            else:
+                self.cloud.backend.restore_server(self.spec(server, start=server["status"] != "off"))
 
     def metrics(self, project: int, oid, query) -> dict:
         self.get(project, oid)
@@ -643,7 +650,7 @@ def _machine_create(cloud, action, args, secret):
     server = _server_of(cloud, action)
     if server is None:
         return None
-    return cloud.backend.create_server(cloud.servers.spec(server, start=args["start"],
+    return cloud.backend.create_server(cloud.servers.spec(server, start=args["start"], automount=args.get("automount", False),
                                                           root_password=secret.get("root_password")))
 
 
@@ -672,7 +679,7 @@ def _machine_attach_network(cloud, action, args, secret):
     att = next((p for p in server["private_net"] if p["network"] == args["network"]), None) if server else None
     if att is None or network is None:
         return None                     # detached again (or deleted) before this action started
-    return cloud.backend.attach_network(server["id"], cloud.networks.attachment(network, att["ip"]))
+    return cloud.backend.attach_network(server["id"], cloud.networks.attachment(network, att["ip"], att.get("mac_address")))
 
 
 @machine_effect("detach_network")
@@ -683,3 +690,9 @@ def _machine_detach_network(cloud, action, args, secret):
 @machine_effect("reset_password")
 def _machine_reset_password(cloud, action, args, secret):
     return cloud.backend.reset_password(action["resources"][0]["id"], secret["root_password"])
+
+
+@machine_effect("server_type")
+def _machine_server_type(cloud, action, args, secret):
+    server_type = cloud.catalog.server_type(args["server_type"])
+    return cloud.backend.set_server_type(action["resources"][0]["id"], server_type["cores"], server_type["memory"])

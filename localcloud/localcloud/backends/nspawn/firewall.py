@@ -62,11 +62,13 @@ def _rule(rule: dict, addr_key: str, addr_field: str) -> str | None:
     return " ".join(parts)
 
 
-def render(servers: dict[int, tuple[str, list[dict]]]) -> str:
-    """nft script for {server_id: (public_ipv4, merged rules)} of the servers that have firewalls."""
+def render(servers: dict[int, tuple]) -> str:
+    """nft script for {server_id: (public_ipv4, merged rules[, floating IPs routed to it])} of the
+    servers that have firewalls."""
     lines = [f"table inet {FW_TABLE}", f"delete table inet {FW_TABLE}", f"table inet {FW_TABLE} {{"]
     inmap, outmap = [], []
-    for sid, (ip, rules) in sorted(servers.items()):
+    for sid, (ip, rules, *more) in sorted(servers.items()):
+        floating = more[0] if more else ()
         ins = [_rule(r, "source_ips", "saddr") for r in rules if r.get("direction", "in") == "in"]
         outs = [_rule(r, "destination_ips", "daddr") for r in rules if r.get("direction") == "out"]
         lines.append(f"  chain s{sid}_in {{")
@@ -74,14 +76,14 @@ def render(servers: dict[int, tuple[str, list[dict]]]) -> str:
         lines += [f"    {r}" for r in ins if r]
         lines.append("    counter drop")
         lines.append("  }")
-        inmap.append(f"{ip} : jump s{sid}_in")
+        inmap += [f"{address} : jump s{sid}_in" for address in (ip, *floating)]
         if any(r.get("direction") == "out" for r in rules):
             lines.append(f"  chain s{sid}_out {{")
             lines.append("    ct state established,related accept")
             lines += [f"    {r}" for r in outs if r]
             lines.append("    counter drop")
             lines.append("  }")
-            outmap.append(f"{ip} : jump s{sid}_out")
+            outmap += [f"{address} : jump s{sid}_out" for address in (ip, *floating)]
     to_server = f'oifname "{PUB_BRIDGE}" ip daddr vmap {{ {", ".join(inmap)} }}' if inmap else ""
     from_server = f'iifname "{PUB_BRIDGE}" ip saddr vmap {{ {", ".join(outmap)} }}' if outmap else ""
     for chain, hook, body in (("fw_forward", "forward", [to_server, from_server]),

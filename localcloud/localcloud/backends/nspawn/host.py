@@ -24,6 +24,13 @@ HOST_PACKAGES = {
     "start-stop-daemon": "dpkg",
     "nsenter": "util-linux",
     "ssh-keygen": "openssh-client",
+    "losetup": "mount",
+    "blkid": "util-linux",
+    "sysctl": "procps",
+    "haproxy": "haproxy",
+    "lxcfs": "lxcfs",
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
 }
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
@@ -155,7 +162,7 @@ class StateFile:
         self.path = path
         self.lock = threading.RLock()
         self.data: dict = {"version": 1, "owner_pid": os.getpid(), "bridges": [], "routes": [],
-                           "nft_tables": [], "acng_pid": None, "machines": {}}
+                           "nft_tables": [], "netns": [], "links": [], "acng_pid": None, "machines": {}}
 
     @staticmethod
     def load(path: Path) -> dict | None:
@@ -170,14 +177,24 @@ class StateFile:
 
     def add(self, key: str, value) -> None:
         with self.lock:
-            if value not in self.data[key]:
+            if value not in self.data.setdefault(key, []):
                 self.data[key].append(value)
             self.save()
 
     def remove(self, key: str, value) -> None:
         with self.lock:
-            if value in self.data[key]:
+            if value in self.data.get(key, []):
                 self.data[key].remove(value)
+            self.save()
+
+    def set_item(self, key: str, name: str, value) -> None:
+        """Record (value) or forget (None) one entry of a dict, e.g. loops: {device: backing file}."""
+        with self.lock:
+            entries = self.data.setdefault(key, {})
+            if value is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = value
             self.save()
 
     def set_machine(self, server_id: int, info: dict | None) -> None:

@@ -9,6 +9,12 @@ apt-cacher-ng (which the host runs, so the proxy's own client is the only thing 
   and any IPv6 that is not link-local;
 - each emulated private range gets a blackhole route on the host;
 - the network bridges have no address on the host.
+
+Private networks are routed as on Hetzner: a member has its IP as a /32 on enp7s0 and reaches the
+network's range through the gateway (the range's first address), and ARPs for nothing else. The
+gateway is a namespace of its own per network (lc-gw-<id>) with that one interface on the network's
+bridge and forwarding on: it sends traffic back out to the member that holds the destination
+address (a server's IP, an alias IP the OS added, a load balancer's IP).
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ PUB_HOST_IP = "198.18.0.1"
 PUB_NET = ipaddress.ip_network("198.18.0.0/15")
 GUARD_TABLE = "localcloud_guard"
 FW_TABLE = "localcloud_fw"
+FIP_TABLE = "localcloud_fip"
 PROXY_PORTS = (3142, 3143, 3144, 3145)
+PRIVATE_MTU = 1450                       # Hetzner's private networks
 ACNG_BIN = "/usr/sbin/apt-cacher-ng"
 ACNG_CACHE = Path(os.environ.get("LOCALCLOUD_APT_CACHE", "/var/cache/localcloud/apt-cacher-ng"))
 ACNG_RUN = Path("/run/localcloud/acng")
@@ -55,6 +63,14 @@ def ifname(prefix: str, key: str, suffix: str = "") -> str:
 
 def network_bridge(network_id: int) -> str:
     return ifname("lcn", str(network_id))
+
+
+def gateway_netns(network_id: int) -> str:
+    return f"lc-gw-{network_id}"
+
+
+def gateway_link(network_id: int) -> str:
+    return ifname("lcg", str(network_id))
 
 
 def _link_exists(name: str) -> bool:
@@ -199,17 +215,33 @@ table inet {GUARD_TABLE} {{
         return f"http://{PUB_HOST_IP}:{self.proxy_port}"
 
     # ---------------------------------------------------------------- private networks
-    def ensure_network(self, network_id: int, ip_range: str) -> str:
-        """The address-less bridge of one emulated network, and a blackhole route for its range."""
+    def ensure_network(self, network_id: int, ip_range: str, gateway: str) -> str:
+        """The address-less bridge of one emulated network, its gateway, and a blackhole route for
+        its range."""
         with self.lock:
+            self._blackhole(ip_range)
             br = network_bridge(network_id)
             if not _link_exists(br):
                 self.state.add("bridges", br)
                 run(["ip", "link", "add", br, "type", "bridge"])
                 run(["ip", "link", "set", br, "up"])
             self.state.add("bridges", br)
-            self._blackhole(ip_range)
+            self._gateway(network_id, br, ip_range, gateway)
             return br
+
+    def _gateway(self, network_id: int, bridge: str, ip_range: str, gateway: str) -> None:
+        netns, link = gateway_netns(network_id), gateway_link(network_id)
+        if _link_exists(link):
+            return
+        self.state.add("netns", netns)
+        self.state.add("links", link)
+        if not os.path.exists(f"/run/netns/{netns}"):
+            run(["ip", "netns", "add", netns])
+        run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
+             "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0",
+             "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"])
+        prefix = ipaddress.ip_network(ip_range, strict=False).prefixlen
+        self.add_veth(netns, link, "eth0", bridge, f"{gateway}/{prefix}", mtu=PRIVATE_MTU)
 
     def _blackhole(self, ip_range: str) -> None:
         net = ipaddress.ip_network(ip_range, strict=False)
@@ -231,27 +263,56 @@ table inet {GUARD_TABLE} {{
         self.state.add("routes", route)
 
     def drop_network_if_unused(self, network_id: int) -> None:
-        br = network_bridge(network_id)
+        br, netns, link = network_bridge(network_id), gateway_netns(network_id), gateway_link(network_id)
         with self.lock:
-            if _link_exists(br) and not os.listdir(f"/sys/class/net/{br}/brif"):
+            if _link_exists(br) and not set(os.listdir(f"/sys/class/net/{br}/brif")) - {link}:
+                if os.path.exists(f"/run/netns/{netns}"):
+                    run(["ip", "netns", "del", netns], check=False)
+                self.del_link(link)
                 run(["ip", "link", "del", br], check=False)
                 self.state.remove("bridges", br)
+                self.state.remove("links", link)
+                self.state.remove("netns", netns)
 
     # ---------------------------------------------------------------- machines' links
     @staticmethod
-    def add_veth(netns: str, host_if: str, inner_if: str, bridge: str, address: str) -> None:
+    def add_veth(netns: str, host_if: str, inner_if: str, bridge: str, address: str | None,
+                 mtu: int | None = None, mac: str | None = None) -> None:
         if _link_exists(host_if):
             run(["ip", "link", "del", host_if], check=False)
-        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", inner_if,
-             "netns", netns])
+        peer = ["name", inner_if, "netns", netns] + (["address", mac] if mac else [])
+        run(["ip", "link", "add", host_if, *(["mtu", str(mtu)] if mtu else []), "type", "veth", "peer", *peer,
+             *(["mtu", str(mtu)] if mtu else [])])
         run(["ip", "link", "set", host_if, "master", bridge, "up"])
-        run(["ip", "-n", netns, "addr", "add", address, "dev", inner_if])
+        if address:
+            run(["ip", "-n", netns, "addr", "add", address, "dev", inner_if])
         run(["ip", "-n", netns, "link", "set", inner_if, "up"])
+
+    @staticmethod
+    def add_private_routes(netns: str, inner_if: str, ip_range: str, gateway: str) -> None:
+        """What Hetzner's DHCP gives a private interface besides the /32: the gateway on-link and
+        the network's range through it."""
+        run(["ip", "-n", netns, "route", "replace", gateway, "dev", inner_if, "scope", "link"])
+        run(["ip", "-n", netns, "route", "replace", ip_range, "via", gateway, "dev", inner_if])
 
     @staticmethod
     def del_link(host_if: str) -> None:
         if _link_exists(host_if):
             run(["ip", "link", "del", host_if], check=False)
+
+
+def render_floating_ips(routes: dict[str, tuple[str, str] | None]) -> str:
+    """nft (bridge family) for {floating IP: (server public IP, its host-side link) or None}: on the
+    public bridge only that link answers ARP for the IP and gets frames to it."""
+    lines = [f"table bridge {FIP_TABLE}", f"delete table bridge {FIP_TABLE}", f"table bridge {FIP_TABLE} {{",
+             "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
+    for ip, via in sorted(routes.items()):
+        other = f'iifname != "{via[1]}" ' if via else ""
+        lines.append(f"    arp operation reply arp saddr ip {ip} {other}drop")
+        other = f'oifname != "{via[1]}" ' if via else ""
+        lines.append(f"    ip daddr {ip} {other}drop")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
 
 
 def teardown_host(data: dict) -> None:
@@ -269,13 +330,21 @@ def teardown_host(data: dict) -> None:
         shutil.rmtree(data["acng_dir"], ignore_errors=True)
     for table in data.get("nft_tables", []):
         run(["nft", "delete", "table", *table.split()], check=False)
+    for netns in data.get("netns", []):
+        if os.path.exists(f"/run/netns/{netns}"):
+            run(["ip", "netns", "del", netns], check=False)
+    for link in data.get("links", []):
+        if _link_exists(link):
+            run(["ip", "link", "del", link], check=False)
     for route in data.get("routes", []):
         run(["ip", "route", "del", "blackhole", route], check=False)
+    for ip in data.get("routes_via", []):
+        run(["ip", "route", "del", f"{ip}/32"], check=False)
     for br in data.get("bridges", []):
         if _link_exists(br):
             run(["ip", "link", "del", br], check=False)
     for parent in ("/sys/fs/cgroup/systemd/localcloud", "/sys/fs/cgroup/unified/localcloud",
-                   "/sys/fs/cgroup/localcloud"):
+                   "/sys/fs/cgroup/localcloud", *data.get("cgroup_parents", [])):
         try:
             os.rmdir(parent)                      # only when no machine cgroup is left in it
         except OSError:
