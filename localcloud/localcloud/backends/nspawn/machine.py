@@ -128,7 +128,6 @@ class Machine:
         self.generation += 1
         for d in (upper, work, self.root, self.dev_disk):
             d.mkdir(parents=True, exist_ok=True)
-        write_file(self.disk / "lower", f"{lower}\n")
         self.record()
         run(["mount", "-t", "overlay", "overlay", "-o",
              f"lowerdir={lower},upperdir={upper},workdir={work}", self.root])
@@ -167,6 +166,8 @@ class Machine:
         write_file(seed / "meta-data", json.dumps(meta, indent=1) + "\n", 0o600)
         write_file(seed / "user-data", spec.user_data or "", 0o600)
         write_file(seed / "vendor-data", vendor_data(spec.root_password), 0o600)
+        # written last: a disk without it (its creation was cut short) is made anew at the next restore
+        write_file(self.disk / "lower", f"{lower}\n")
 
     def unmount_layer(self) -> None:
         if os.path.ismount(self.root):
