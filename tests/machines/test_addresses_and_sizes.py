@@ -57,7 +57,7 @@ def test_private_interface_as_on_hetzner(lc, ssh):
     assert f"inet {a['private']}/32 " in link
     assert f"link/ether {a['mac']} " in link and "mtu 1450" in link
     assert "10.57.0.1 dev enp7s0 scope link" in link and "10.57.0.0/16 via 10.57.0.1 dev enp7s0" in link
-    assert "default" not in link
+    assert "default via" not in ssh.run(a["ip"], "ip -4 route").stdout
     ssh.run(a["ip"], f"ping -c 2 -W 2 {b['private']}")
     # layer 3 through the gateway, as on Hetzner: the only neighbour on enp7s0 is the gateway
     neighbours = ssh.run(a["ip"], "ip -4 neigh show dev enp7s0").stdout.split()

@@ -24,18 +24,35 @@ LXCFS_MOUNT = Path("/run/localcloud/lxcfs")
 LXCFS_PROC = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
 LXCFS_GUEST = "/var/lib/lxcfs"
 GIB = 1024 ** 3
+GUEST_SCRIPT = f"""#!/bin/sh
+# written by the local cloud: the server type's CPUs and memory in /proc (lxcfs, as LXC does).
+# /proc/cpuinfo lists the machine's CPUs; "cpu cores" and "siblings" are set to their number so
+# that tools counting cores x sockets x threads (Ansible's processor_vcpus) see the type's vCPUs.
+L={LXCFS_GUEST}
+for f in {" ".join(f for f in LXCFS_PROC if f != "cpuinfo")}; do
+    if [ -e $L/proc/$f ]; then mount --bind $L/proc/$f /proc/$f; fi
+done
+if [ -e $L/sys/devices/system/cpu/online ]; then
+    mount --bind $L/sys/devices/system/cpu/online /sys/devices/system/cpu/online
+fi
+n=$(grep -c '^processor' $L/proc/cpuinfo)
+sed -e "s/^\\(cpu cores[[:space:]]*:\\).*/\\1 $n/" -e "s/^\\(siblings[[:space:]]*:\\).*/\\1 $n/" \\
+    $L/proc/cpuinfo > /run/localcloud-cpuinfo
+mount --bind /run/localcloud-cpuinfo /proc/cpuinfo
+"""
 GUEST_UNIT = f"""\
 # written by the local cloud: the server type's CPUs and memory in /proc (lxcfs, as LXC does)
 [Unit]
 Description=Server type's CPUs and memory in /proc (local cloud, lxcfs)
 DefaultDependencies=no
+After=systemd-tmpfiles-setup.service
 Before=sysinit.target
 ConditionPathExists={LXCFS_GUEST}/proc/meminfo
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for f in {" ".join(LXCFS_PROC)}; do if [ -e {LXCFS_GUEST}/proc/$f ]; then mount --bind {LXCFS_GUEST}/proc/$f /proc/$f; fi; done; if [ -e {LXCFS_GUEST}/sys/devices/system/cpu/online ]; then mount --bind {LXCFS_GUEST}/sys/devices/system/cpu/online /sys/devices/system/cpu/online; fi'
+ExecStart=/bin/sh /usr/lib/localcloud/lxcfs-binds
 
 [Install]
 WantedBy=sysinit.target
@@ -43,6 +60,9 @@ WantedBy=sysinit.target
 
 
 def install_guest_unit(root: Path) -> None:
+    script = root / "usr/lib/localcloud/lxcfs-binds"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(GUEST_SCRIPT)
     unit = root / "etc/systemd/system/localcloud-lxcfs.service"
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(GUEST_UNIT)
