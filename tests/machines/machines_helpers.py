@@ -155,9 +155,9 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str, dict]:
     import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace"), dict(resp.headers)
+            return resp.status, resp.read().decode(errors="replace"), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace"), dict(err.headers)
+        return err.code, err.read().decode(errors="replace"), {k.lower(): v for k, v in err.headers.items()}
 
 
 def until(predicate, timeout: float, interval: float = 0.2, message: str = ""):

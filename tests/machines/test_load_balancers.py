@@ -13,9 +13,11 @@ Root on Linux only.
 from __future__ import annotations
 
 import collections
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -199,9 +201,8 @@ def test_sticky_sessions_and_proxy_protocol(lc, ssh):
     api.wait(api("POST", f"/load_balancers/{current['id']}/actions/update_service",
                  {"listen_port": 80, "http": {"sticky_sessions": True, "cookie_name": "HCLBSTICKY"}})["action"])
     status, first, headers = http_get(f"http://{ip}/")
-    cookie = headers.get("Set-Cookie", "")
+    cookie = headers.get("set-cookie", "")
     assert status == 200 and cookie.startswith("HCLBSTICKY="), headers
-    import urllib.request
     req = lambda: urllib.request.urlopen(urllib.request.Request(f"http://{ip}/", headers={"Cookie": cookie.split(";")[0]}),
                                          timeout=3).read().decode().strip()
     assert {req() for _ in range(10)} == {first.strip()}
@@ -224,7 +225,6 @@ def test_sticky_sessions_and_proxy_protocol(lc, ssh):
     api.wait(api("POST", f"/load_balancers/{current['id']}/actions/add_service",
                  {"protocol": "tcp", "listen_port": 9000, "destination_port": 9000, "proxyprotocol": True,
                   "health_check": {"protocol": "tcp", "port": 9000, "interval": 3, "timeout": 2, "retries": 2}})["action"])
-    import socket
     with socket.create_connection((ip, 9000), timeout=5) as conn:
         line = conn.recv(200).decode()
     assert line.startswith(f"PROXY TCP4 198.18.0.1 {ip} "), line

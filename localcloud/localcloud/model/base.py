@@ -125,7 +125,13 @@ class Cloud:
         self._drive_backend()
 
     def _drive_backend(self) -> None:
-        while self._starting or self._after_commit:
+        while True:
+            for plural, kinds in SYNCED_BY.items():
+                if self.store.committed_kinds & kinds:
+                    self._after_commit.setdefault(plural, self.resources[plural].sync_backend)
+            self.store.committed_kinds = set()
+            if not (self._starting or self._after_commit):
+                return
             starting, self._starting = self._starting, []
             for aid in starting:
                 action = self.store.get("action", aid)
@@ -139,10 +145,6 @@ class Cloud:
                     job = failed(exc)
                 if job is not None:
                     self.jobs[aid] = job
-            for plural, kinds in SYNCED_BY.items():
-                if self.store.committed_kinds & kinds:
-                    self._after_commit.setdefault(plural, self.resources[plural].sync_backend)
-            self.store.committed_kinds = set()
             hooks, self._after_commit = self._after_commit, {}
             for hook in hooks.values():
                 try:

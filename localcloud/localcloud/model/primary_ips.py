@@ -5,7 +5,7 @@ import ipaddress
 
 from .. import errors
 from ..labels import validate_labels
-from .base import OMIT, Outcome, ResourceModel, effect, machine_effect
+from .base import OMIT, Outcome, ResourceModel, machine_effect
 
 PUBLIC_V4 = ipaddress.ip_network("198.18.0.0/15")
 FIRST_SERVER_V4 = int(ipaddress.ip_address("198.18.1.1"))

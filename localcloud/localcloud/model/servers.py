@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from datetime import datetime, timezone
 
 from .. import errors
 from ..backends.base import ServerSpec

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 

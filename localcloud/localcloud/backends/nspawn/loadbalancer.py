@@ -50,12 +50,15 @@ def render(spec: LoadBalancerSpec, run_dir: Path, certificates: dict[int, Path])
     lines = [
         f"# load balancer {spec.lb_id}: written by the local cloud from the API; do not edit",
         "global",
-        f"    maxconn {spec.max_connections}",
+        f"    maxconn {max_connections(spec.max_connections)}",
         "    nbthread 1",
         f"    stats socket {run_dir / 'admin.sock'} mode 600 level admin expose-fd listeners",
         "    hard-stop-after 15m",
+        # the health of every target is carried over a reload (saved just before it)
+        f"    server-state-file {run_dir / 'server-state'}",
         user.rstrip("\n"),
         "defaults",
+        "    load-server-state-from-file global",
         f"    timeout connect {CONNECT_TIMEOUT}s",
         "    timeout client 60s",
         "    timeout server 60s",
@@ -124,6 +127,16 @@ def _backend(spec: LoadBalancerSpec, service: LBService, name: str, algorithm: s
         lines.append(f"    server {target.key} {target.ip}:{service.destination_port} {server}{cookie}")
     lines.append("")
     return lines
+
+
+def max_connections(wanted: int) -> int:
+    """The type's connection limit, as far as this host's open-files limit lets HAProxy go (it needs
+    two descriptors per proxied connection)."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return wanted
+    return max(100, min(wanted, (hard - 200) // 2))
 
 
 def _haproxy_user() -> bool:
@@ -283,6 +296,10 @@ class LoadBalancer:
         """SIGUSR2 to the master: a new worker with the new configuration takes the listeners over;
         the old one ends when its established connections have."""
         before = self._worker_pid()
+        try:
+            write_file(self.dir / "server-state", stats_command(self.admin, "show servers state"), 0o600)
+        except OSError as exc:
+            log.warning("load balancer %s: target health not saved for the reload: %s", self.lb_id, exc)
         os.kill(self.pid, signal.SIGUSR2)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
