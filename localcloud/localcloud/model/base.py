@@ -62,6 +62,7 @@ SYNCED_BY = {
 class Outcome:
     """What a model call did, for the HTTP handler to put into the response envelope."""
     resource: dict | None = None          # the stored object; the handler renders it under its kind
+    model: object = None                  # the resource's model when it is not the called one's
     action: object = OMIT                 # an action, None (answered as null) or OMIT (left out)
     actions: list[dict] | None = None
     next_actions: list[dict] | None = None

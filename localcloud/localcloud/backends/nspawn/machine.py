@@ -37,14 +37,14 @@ def cgroup_dirs(name: str) -> list[Path]:
 
 
 def rm_cgroup(path: Path) -> None:
-    """rmdir a cgroup and its children, deepest first (it may vanish meanwhile: another cleanup)."""
-    try:
-        subs = [Path(d) for d, _, _ in os.walk(path)]
-    except OSError:
+    """Remove a machine's cgroup tree, deepest first. The machine's own systemd may still be
+    removing its sub-cgroups while we walk (a stop in progress): vanished directories are fine,
+    os.walk skips what it can no longer list."""
+    if not path.exists():
         return
-    for sub in sorted(subs, key=lambda p: -len(p.parts)):
+    for dirpath, _dirs, _files in os.walk(path, topdown=False):
         try:
-            sub.rmdir()
+            os.rmdir(dirpath)
         except OSError:
             pass
 
