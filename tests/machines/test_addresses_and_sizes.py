@@ -113,7 +113,7 @@ def test_primary_ip_change_moves_the_public_address(lc, ssh):
     assert new_ip != old["ip"]
     api.wait(api("POST", f"/servers/{c['id']}/actions/poweron")["action"])
     ssh.wait(new_ip, timeout=60)
-    assert f"inet {new_ip}/15 " in ssh.run(new_ip, "ip -4 -o addr show eth0").stdout
+    assert f"inet {new_ip}/18 " in ssh.run(new_ip, "ip -4 -o addr show eth0").stdout
     assert not tcp_open(old["ip"], 22, timeout=1)
     c["ip"] = new_ip
 

@@ -51,7 +51,7 @@ def traces(recorded: dict | None = None, host_wide: bool = True) -> list[str]:
     left = [f"link {l}" for l in os.listdir("/sys/class/net")
             if l.startswith("lc") and (mine is None or l in mine)]
     if Path("/run/netns").exists():
-        left += [f"netns {n.name}" for n in Path("/run/netns").glob("lc-*") if mine is None or n.name in mine]
+        left += [f"netns {n.name}" for n in Path("/run/netns").glob("lc*") if mine is None or n.name in mine]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     if recorded is None:
         left += [f"nft {t}" for t in tables.splitlines() if "localcloud" in t]
@@ -115,7 +115,7 @@ def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
         cloud.process.wait(timeout=10)
         recorded = {**json.loads((state / "machines" / "state.json").read_text()), "_state": state.resolve()}
         left = traces(recorded)
-        for what in ("systemd-nspawn", "haproxy", "loop ", "netns lc-lb-"):
+        for what in ("systemd-nspawn", "haproxy", "lxcfs", "loop ", "-lb-9"):
             assert any(what in t for t in left), f"{what} should outlive kill -9 of serve: {left}"
     finally:
         if cloud.process.poll() is None:
@@ -123,10 +123,11 @@ def test_down_cleans_up_after_kill_9(tmp_path, ssh, ssh_key):
         down = subprocess.run([sys.executable, "-m", "localcloud.cli", "down", "--state", str(state)],
                               cwd=ROOT / "localcloud", capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
-    # Host-wide names (lc-pub, the nft tables) are checked only while no other local cloud holds the
-    # host lock: one waiting for it starts the moment ours is gone and makes them again.
+    # The slot's host-wide names (its public bridge, nft tables, gateways) are checked only while no
+    # other local cloud holds the slot: one waiting for it starts the moment ours is gone.
     from localcloud.backends.nspawn.host import BackendError, HostLock
-    probe = HostLock()
+    from localcloud.backends.nspawn.slots import Slot
+    probe = HostLock(Slot(recorded.get("slot", 0)).lock_path)
     try:
         probe.acquire(tmp_path, wait=0)
         host_wide = True

@@ -92,6 +92,11 @@ class MachineBackend:
     def image_unavailable(self, image_name: str) -> str | None:
         return None
 
+    def public_ipv4_pool(self) -> tuple[str, str]:
+        """(range, first address) the model hands out public IPv4s from (servers, floating IPs,
+        load balancers): with machines, the slot's range on this host."""
+        return "198.18.0.0/15", "198.18.1.1"
+
     def create_server(self, spec: ServerSpec) -> Future:
         return resolved()
 

@@ -8,7 +8,6 @@ from ..labels import validate_labels
 from .base import OMIT, Outcome, ResourceModel, machine_effect
 
 PUBLIC_V4 = ipaddress.ip_network("198.18.0.0/15")
-FIRST_SERVER_V4 = int(ipaddress.ip_address("198.18.1.1"))
 IPV6_BASE = ipaddress.ip_network("2001:db8::/32")
 
 
@@ -39,7 +38,9 @@ class PublicAddresses:
         only one that looks free is checked in ipaddress's canonical form."""
         used = self.used()
         if version == "ipv4":
-            candidate = FIRST_SERVER_V4
+            pool, first = self.cloud.backend.public_ipv4_pool()
+            pool = ipaddress.ip_network(pool)
+            candidate = int(ipaddress.ip_address(first))
             while True:
                 if candidate & 0xFF not in (0, 255):
                     fast = f"{candidate >> 24}.{(candidate >> 16) & 255}.{(candidate >> 8) & 255}.{candidate & 255}"
@@ -48,7 +49,7 @@ class PublicAddresses:
                         if ip not in used:
                             return ip
                 candidate += 1
-                if ipaddress.ip_address(candidate) not in PUBLIC_V4:
+                if ipaddress.ip_address(candidate) not in pool:
                     raise errors.specific("resource_limit_exceeded", "no public IPv4 left in the local cloud", 403)
         base = int(IPV6_BASE.network_address)
         index = 1

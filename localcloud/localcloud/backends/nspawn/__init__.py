@@ -24,8 +24,9 @@ from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log,
 from .hostkeys import HostKeyPool
 from .loadbalancer import LoadBalancer, teardown_load_balancers
 from .machine import Machine, teardown_machine
-from .network import FIP_TABLE, FW_TABLE, PUB_BRIDGE, HostNetwork, render_floating_ips, teardown_host
+from .network import HostNetwork, render_floating_ips, teardown_host
 from .sizes import Lxcfs, teardown_lxcfs
+from .slots import SLOTS, Slot, record_slot, recorded_slot
 from .volumes import VolumeFiles, teardown_loops
 
 __all__ = ["NspawnBackend", "BackendError"]
@@ -36,8 +37,11 @@ POWER_OPS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
 class NspawnBackend(MachineBackend):
     name = "nspawn"
 
-    def __init__(self, boot_timeout: float | None = None, workers: int = 16, lock_wait: float = 0):
+    def __init__(self, boot_timeout: float | None = None, workers: int = 16, lock_wait: float = 0,
+                 slot: int | str = 0):
         self.lock_wait = lock_wait
+        self.wanted_slot = slot                 # a number, or "auto": the first free one
+        self.slot = Slot(slot if isinstance(slot, int) else 0)
         self.boot_timeout = boot_timeout or float(os.environ.get("LOCALCLOUD_BOOT_TIMEOUT", 240))
         self.workers = workers
         self.machines: dict[int, Machine] = {}
@@ -61,8 +65,11 @@ class NspawnBackend(MachineBackend):
         self.state_dir = Path(state_dir).resolve()
         base = self.state_dir / "machines"
         base.mkdir(parents=True, exist_ok=True)
-        self.host_lock.acquire(self.state_dir, self.lock_wait)
+        self.slot = Slot(self._choose_slot())
+        self.host_lock.acquire(self.state_dir, self.lock_wait, self._candidates())
+        self.slot = Slot(next(n for n in range(SLOTS) if Slot(n).lock_path == self.host_lock.path))
         try:
+            record_slot(self.state_dir, self.slot.number)
             previous = {base}
             if self.host_lock.previous_state_dir:
                 previous.add(Path(self.host_lock.previous_state_dir) / "machines")
@@ -78,15 +85,40 @@ class NspawnBackend(MachineBackend):
             base.mkdir(parents=True)
             self.disks_dir.mkdir(exist_ok=True)
             self.state = StateFile(base / "state.json")
+            self.state.data["slot"] = self.slot.number
             self.state.save()
-            self.net = HostNetwork(self.state, base)
+            self.net = HostNetwork(self.state, base, self.slot)
             self.hostkeys = HostKeyPool(base / "hostkeys")
             self.vols = VolumeFiles(self, self.state_dir / "volumes")
-            self.lxcfs = Lxcfs(self.state)
+            self.lxcfs = Lxcfs(self.state, self.slot.run_dir("lxcfs"))
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nspawn")
         except BaseException:
             self.host_lock.release()
             raise
+
+    def _choose_slot(self) -> int:
+        """The state dir's own slot (its machines' addresses are in that slot's range), else the one
+        asked for; 'auto' is resolved when the lock is taken."""
+        recorded = recorded_slot(self.state_dir)
+        wanted = self.wanted_slot
+        if recorded is not None:
+            if wanted not in ("auto", recorded):
+                raise BackendError(f"{self.state_dir} was made in slot {recorded} (its public addresses are in "
+                                   f"{Slot(recorded).public_net}): serve it with --slot {recorded} or --slot auto")
+            return recorded
+        if wanted == "auto":
+            return 0
+        if not isinstance(wanted, int) or not 0 <= wanted < SLOTS:
+            raise BackendError(f"slot {wanted!r} does not exist: use 0 to {SLOTS - 1} or auto")
+        return wanted
+
+    def _candidates(self) -> list[Path]:
+        if self.wanted_slot == "auto" and recorded_slot(self.state_dir) is None:
+            return [Slot(n).lock_path for n in range(SLOTS)]
+        return [self.slot.lock_path]
+
+    def public_ipv4_pool(self) -> tuple[str, str]:
+        return str(self.slot.public_net), self.slot.first_ip
 
     def warm_up(self, image_names=("debian-12",)) -> Future:
         """Optional: prepare host packages, bridge, proxy and base images in the background."""
@@ -331,8 +363,9 @@ class NspawnBackend(MachineBackend):
                     # a server's firewall covers the floating IPs routed to it too
                     floating = tuple(ip for ip, owner in self.fips.items() if owner == sid)
                     servers[sid] = (m.spec.public_ipv4, rules, floating)
-            self.state.add("nft_tables", f"inet {FW_TABLE}")
-            run(["nft", "-f", "-"], input=firewall.render(servers))
+            table = self.slot.table("fw")
+            self.state.add("nft_tables", f"inet {table}")
+            run(["nft", "-f", "-"], input=firewall.render(servers, table, self.net.bridge))
 
     # ================================================================ public addresses
     def route_floating_ip(self, ip: str, server_id: int | None) -> Future:
@@ -354,12 +387,13 @@ class NspawnBackend(MachineBackend):
             for ip, sid in self.fips.items():
                 m = self.machines.get(sid) if sid else None
                 routes[ip] = (m.spec.public_ipv4, m.pub_if) if m and m.spec.public_ipv4 else None
-            self.state.add("nft_tables", f"bridge {FIP_TABLE}")
-            run(["nft", "-f", "-"], input=render_floating_ips(routes))
+            table = self.slot.table("fip")
+            self.state.add("nft_tables", f"bridge {table}")
+            run(["nft", "-f", "-"], input=render_floating_ips(routes, table))
             for ip, via in routes.items():
                 if via:
                     self.state.add("routes_via", ip)
-                    run(["ip", "route", "replace", f"{ip}/32", "via", via[0], "dev", PUB_BRIDGE])
+                    run(["ip", "route", "replace", f"{ip}/32", "via", via[0], "dev", self.net.bridge])
                 else:
                     run(["ip", "route", "del", f"{ip}/32"], check=False)
                     self.state.remove("routes_via", ip)

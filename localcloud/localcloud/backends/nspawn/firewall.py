@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .network import FW_TABLE, PUB_BRIDGE
+from .slots import Slot
+
+FW_TABLE, PUB_BRIDGE = Slot(0).table("fw"), Slot(0).public_bridge
 
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "gre": "gre"}
 
@@ -62,10 +64,10 @@ def _rule(rule: dict, addr_key: str, addr_field: str) -> str | None:
     return " ".join(parts)
 
 
-def render(servers: dict[int, tuple]) -> str:
+def render(servers: dict[int, tuple], table: str = FW_TABLE, bridge: str = PUB_BRIDGE) -> str:
     """nft script for {server_id: (public_ipv4, merged rules[, floating IPs routed to it])} of the
     servers that have firewalls."""
-    lines = [f"table inet {FW_TABLE}", f"delete table inet {FW_TABLE}", f"table inet {FW_TABLE} {{"]
+    lines = [f"table inet {table}", f"delete table inet {table}", f"table inet {table} {{"]
     inmap, outmap = [], []
     for sid, (ip, rules, *more) in sorted(servers.items()):
         floating = more[0] if more else ()
@@ -84,8 +86,8 @@ def render(servers: dict[int, tuple]) -> str:
             lines.append("    counter drop")
             lines.append("  }")
             outmap += [f"{address} : jump s{sid}_out" for address in (ip, *floating)]
-    to_server = f'oifname "{PUB_BRIDGE}" ip daddr vmap {{ {", ".join(inmap)} }}' if inmap else ""
-    from_server = f'iifname "{PUB_BRIDGE}" ip saddr vmap {{ {", ".join(outmap)} }}' if outmap else ""
+    to_server = f'oifname "{bridge}" ip daddr vmap {{ {", ".join(inmap)} }}' if inmap else ""
+    from_server = f'iifname "{bridge}" ip saddr vmap {{ {", ".join(outmap)} }}' if outmap else ""
     for chain, hook, body in (("fw_forward", "forward", [to_server, from_server]),
                               ("fw_output", "output", [to_server]),
                               ("fw_input", "input", [from_server])):

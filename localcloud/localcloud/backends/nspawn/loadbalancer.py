@@ -20,16 +20,12 @@ from pathlib import Path
 
 from ..base import LoadBalancerSpec, LBService
 from .host import BackendError, CommandError, log, pid_alive, pid_matches, run, safe_rmtree, write_file
-from .network import PRIVATE_MTU, PUB_BRIDGE, PUB_NET, HostNetwork, ifname
+from .network import PRIVATE_MTU, HostNetwork
 
 HAPROXY = "haproxy"
 # TCP services have no idle timeout in the API; long, so that idle pooled database connections stay
 TCP_IDLE_TIMEOUT = 3600
 CONNECT_TIMEOUT = 5
-
-
-def lb_netns(lb_id: int) -> str:
-    return f"lc-lb-{lb_id}"
 
 
 def _status_regex(codes: list[str]) -> str:
@@ -189,12 +185,12 @@ class LoadBalancer:
     def __init__(self, backend, lb_id: int):
         self.backend = backend
         self.lb_id = lb_id
-        self.netns = lb_netns(lb_id)
+        self.netns = backend.slot.netns("lb-", lb_id)
         self.dir = backend.machines_dir / f"lb-{lb_id}"
         self.cfg = self.dir / "haproxy.cfg"
         self.pidfile = self.dir / "haproxy.pid"
         self.admin = self.dir / "admin.sock"
-        self.pub_if = ifname("lcb", str(lb_id), "p")
+        self.pub_if = backend.slot.link("b", str(lb_id), "p")
         self.lock = threading.RLock()
         self.spec: LoadBalancerSpec | None = None
         self.public: str | None = None
@@ -216,8 +212,9 @@ class LoadBalancer:
         if spec.public_ipv4 != self.public:
             HostNetwork.del_link(self.pub_if)
             if spec.public_ipv4:
-                HostNetwork.add_veth(self.netns, self.pub_if, "eth0", PUB_BRIDGE,
-                                     f"{spec.public_ipv4}/{PUB_NET.prefixlen}")
+                net = self.backend.net
+                HostNetwork.add_veth(self.netns, self.pub_if, "eth0", net.bridge,
+                                     f"{spec.public_ipv4}/{net.public_net.prefixlen}")
             self.public = spec.public_ipv4
         wanted = {att.network_id: att for att in spec.networks}
         for network_id in [n for n in self.networks if n not in wanted or self.networks[n][0] != wanted[n]]:
@@ -230,7 +227,7 @@ class LoadBalancer:
             bridge = self.backend.net.ensure_network(network_id, att.ip_range, att.gateway)
             used = {inner for _, _, inner in self.networks.values()}
             k = next(i for i in range(1, 100) if f"enp{6 + i}s0" not in used)
-            host_if, inner = ifname("lcb", str(self.lb_id), f"n{k}"), f"enp{6 + k}s0"
+            host_if, inner = self.backend.slot.link("b", str(self.lb_id), f"n{k}"), f"enp{6 + k}s0"
             self.networks[network_id] = (att, host_if, inner)
             self.record()
             HostNetwork.add_veth(self.netns, host_if, inner, bridge, f"{att.ip}/32", mtu=PRIVATE_MTU)

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..base import NetworkAttachment, ServerSpec
 from .host import (BackendError, children, log, pid_alive, pid_matches, run, safe_rmtree,
                    write_file)
-from .network import PRIVATE_MTU, PUB_BRIDGE, PUB_HOST_IP, PUB_NET, HostNetwork, ifname
+from .network import PRIVATE_MTU, HostNetwork
 from . import sizes
 from .volumes import DEVICE_NAMES, VolumeFiles, by_id, device_numbers, fstab_line, install_guest_unit, mount_point
 
@@ -81,14 +81,15 @@ class Machine:
         self.backend = backend
         self.sid = spec.server_id
         self.spec = spec
-        self.name = f"lc{self.sid}" if len(str(self.sid)) <= 12 else ifname("lc", str(self.sid))
-        self.netns = f"lc-{self.sid}"
+        slot = backend.slot
+        self.name = slot.link("", str(self.sid))                # -M and the cgroups: lc<id>
+        self.netns = slot.netns("", self.sid)
         self.dir = backend.machines_dir / str(self.sid)       # this run: root mount point, console, /dev/disk
         self.disk = backend.disks_dir / str(self.sid)         # kept: the overlay's upper and work dirs
         self.root = self.dir / "root"
         self.dev_disk = self.dir / "dev-disk"                  # bound to /dev/disk in the machine
         self.console = self.dir / "console.log"
-        self.pub_if = ifname("lc", str(self.sid), "p")
+        self.pub_if = slot.link("", str(self.sid), "p")
         self.lock = threading.RLock()
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
@@ -145,7 +146,7 @@ class Machine:
                    f"127.0.1.1 {spec.name}\n"
                    "::1 localhost ip6-localhost ip6-loopback\n"
                    "ff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
-                   f"{PUB_HOST_IP} localcloud-gateway\n")
+                   f"{self.backend.net.host_ip} localcloud-gateway\n")
         # fresh host keys from the pool (cloud-init keeps them and creates any missing type)
         self.backend.hostkeys.install(r / "etc/ssh", spec.name)
         write_file(r / "etc/cloud/cloud.cfg.d/98_localcloud_machine.cfg",
@@ -279,8 +280,9 @@ class Machine:
             run(["ip", "netns", "add", self.netns])
         run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
         if self.spec.public_ipv4:
-            HostNetwork.add_veth(self.netns, self.pub_if, "eth0", PUB_BRIDGE,
-                                 f"{self.spec.public_ipv4}/{PUB_NET.prefixlen}", mac=public_mac(self.sid))
+            net = self.backend.net
+            HostNetwork.add_veth(self.netns, self.pub_if, "eth0", net.bridge,
+                                 f"{self.spec.public_ipv4}/{net.public_net.prefixlen}", mac=public_mac(self.sid))
         for att in self.spec.networks:
             self.attach(att)
 
@@ -290,7 +292,8 @@ class Machine:
             self.spec = dataclasses.replace(self.spec, public_ipv4=ip)
             HostNetwork.del_link(self.pub_if)
             if ip:
-                HostNetwork.add_veth(self.netns, self.pub_if, "eth0", PUB_BRIDGE, f"{ip}/{PUB_NET.prefixlen}",
+                net = self.backend.net
+                HostNetwork.add_veth(self.netns, self.pub_if, "eth0", net.bridge, f"{ip}/{net.public_net.prefixlen}",
                                      mac=public_mac(self.sid))
 
     def attach(self, att: NetworkAttachment) -> None:
@@ -302,7 +305,7 @@ class Machine:
             # named like the private NICs of Hetzner's current server types (enp7s0, enp8s0, ...)
             k = next(i for i in range(1, 100) if private_ifname(i) not in used)
             inner = private_ifname(k)
-            host_if = ifname("lc", str(self.sid), f"n{k}")
+            host_if = self.backend.slot.link("", str(self.sid), f"n{k}")
             self.networks[att.network_id] = (att, host_if, inner)
             self.record()
             # as Hetzner's DHCP configures it: the IP as a /32, the range via the gateway

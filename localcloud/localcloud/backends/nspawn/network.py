@@ -18,7 +18,6 @@ address (a server's IP, an alias IP the OS added, a load balancer's IP).
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import shutil
@@ -27,19 +26,12 @@ import threading
 import time
 from pathlib import Path
 
-from .host import BackendError, StateFile, log, pid_matches, run, write_file
+from .host import BackendError, StateFile, log, pid_alive, pid_matches, run, write_file
+from .slots import ALL_PUBLIC, SLOTS, Slot
 
-PUB_BRIDGE = "lc-pub"
-PUB_HOST_IP = "198.18.0.1"
-PUB_NET = ipaddress.ip_network("198.18.0.0/15")
-GUARD_TABLE = "localcloud_guard"
-FW_TABLE = "localcloud_fw"
-FIP_TABLE = "localcloud_fip"
 PROXY_PORTS = (3142, 3143, 3144, 3145)
 PRIVATE_MTU = 1450                       # Hetzner's private networks
 ACNG_BIN = "/usr/sbin/apt-cacher-ng"
-ACNG_CACHE = Path(os.environ.get("LOCALCLOUD_APT_CACHE", "/var/cache/localcloud/apt-cacher-ng"))
-ACNG_RUN = Path("/run/localcloud/acng")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 ACNG_CONF = """\
 # written by localcloud (backends/nspawn/network.py)
@@ -52,35 +44,18 @@ ExThreshold: 4
 """
 
 
-def ifname(prefix: str, key: str, suffix: str = "") -> str:
-    """An interface name (<= 15 chars) starting with lc, hashed when the ids are long."""
-    name = f"{prefix}{key}{suffix}"
-    if len(name) <= 15:
-        return name
-    digest = hashlib.sha1(key.encode()).hexdigest()[: 15 - len(prefix) - len(suffix)]
-    return f"{prefix}{digest}{suffix}"
-
-
-def network_bridge(network_id: int) -> str:
-    return ifname("lcn", str(network_id))
-
-
-def gateway_netns(network_id: int) -> str:
-    return f"lc-gw-{network_id}"
-
-
-def gateway_link(network_id: int) -> str:
-    return ifname("lcg", str(network_id))
-
-
 def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
 class HostNetwork:
-    def __init__(self, state: StateFile, run_dir: Path):
+    def __init__(self, state: StateFile, run_dir: Path, slot: Slot = Slot(0)):
         self.state = state
         self.run_dir = run_dir
+        self.slot = slot
+        self.bridge = slot.public_bridge
+        self.host_ip = slot.host_ip
+        self.public_net = slot.public_net
         self.lock = threading.RLock()
         self.ready = False
         self.proxy_port: int | None = None
@@ -99,30 +74,32 @@ class HostNetwork:
     def _public_bridge(self) -> None:
         if not os.path.exists("/proc/sys/net/bridge"):
             run(["modprobe", "br_netfilter"], check=False)
-        if not _link_exists(PUB_BRIDGE):
-            self.state.add("bridges", PUB_BRIDGE)
-            run(["ip", "link", "add", PUB_BRIDGE, "type", "bridge"])
-        self.state.add("bridges", PUB_BRIDGE)
+        if not _link_exists(self.bridge):
+            self.state.add("bridges", self.bridge)
+            run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        self.state.add("bridges", self.bridge)
         # the Cloud Firewall table needs conntrack on bridged IPv4 traffic (br_netfilter):
         # switch it on for this bridge only, the host-wide sysctl is left alone.
-        run(["ip", "link", "set", PUB_BRIDGE, "type", "bridge", "nf_call_iptables", "1"],
+        run(["ip", "link", "set", self.bridge, "type", "bridge", "nf_call_iptables", "1"],
             check=False)
-        addrs = run(["ip", "-4", "-o", "addr", "show", "dev", PUB_BRIDGE])
-        if f"{PUB_HOST_IP}/" not in addrs:
-            run(["ip", "addr", "add", f"{PUB_HOST_IP}/{PUB_NET.prefixlen}", "dev", PUB_BRIDGE])
-        run(["ip", "link", "set", PUB_BRIDGE, "up"])
+        addrs = run(["ip", "-4", "-o", "addr", "show", "dev", self.bridge])
+        if f"{self.host_ip}/" not in addrs:
+            run(["ip", "addr", "add", f"{self.host_ip}/{self.public_net.prefixlen}", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
 
     def _guard(self) -> None:
-        self.state.add("nft_tables", f"inet {GUARD_TABLE}")
+        table = self.slot.table("guard")
+        self.state.add("nft_tables", f"inet {table}")
         ruleset = f"""
-table inet {GUARD_TABLE}
-delete table inet {GUARD_TABLE}
-table inet {GUARD_TABLE} {{
+table inet {table}
+delete table inet {table}
+table inet {table} {{
   chain guard_forward {{
     type filter hook forward priority -10; policy accept;
     iifname "lc*" oifname != "lc*" counter drop comment "never from a machine out of this host"
     oifname "lc*" iifname != "lc*" counter drop comment "never from outside into a machine"
-    iifname "{PUB_BRIDGE}" meta nfproto ipv4 ip daddr != {PUB_NET} counter drop
+    iifname "{self.bridge}" meta nfproto ipv4 ip daddr != {self.public_net} counter drop comment "nor to another slot"
+    oifname "{self.bridge}" meta nfproto ipv4 ip saddr != {self.public_net} counter drop
     iifname "lc*" meta nfproto ipv6 ip6 daddr != {{ fe80::/10, ff02::/16 }} counter drop
   }}
 }}
@@ -144,13 +121,14 @@ table inet {GUARD_TABLE} {{
             return
         # not under the state dir: apt-cacher-ng runs as its own user and must be able to reach
         # its config (a pytest tmp dir, for one, is 0700 root)
-        acng = ACNG_RUN
+        acng = self.slot.run_dir("acng")
+        cache = self.slot.apt_cache
         if acng.exists():
             shutil.rmtree(acng)
         with self.state.lock:
             self.state.data["acng_dir"] = str(acng)
             self.state.save()
-        for d in (ACNG_CACHE / "cache", ACNG_CACHE / "log", acng / "run"):
+        for d in (cache / "cache", cache / "log", acng / "run"):
             d.mkdir(parents=True, exist_ok=True)
             shutil.chown(d, "apt-cacher-ng", "apt-cacher-ng")
         # private config copy: the packaged Debian backend is ftp.debian.org, which may not
@@ -169,8 +147,8 @@ table inet {GUARD_TABLE} {{
             pidfile = acng / "run" / "pid"
             out = run(["start-stop-daemon", "--start", "--chuid", "apt-cacher-ng",
                        "--group", "apt-cacher-ng", "--pidfile", pidfile, "--exec", ACNG_BIN,
-                       "--", "-c", acng / "conf", f"BindAddress={PUB_HOST_IP}", f"Port={port}",
-                       f"CacheDir={ACNG_CACHE / 'cache'}", f"LogDir={ACNG_CACHE / 'log'}",
+                       "--", "-c", acng / "conf", f"BindAddress={self.host_ip}", f"Port={port}",
+                       f"CacheDir={cache / 'cache'}", f"LogDir={cache / 'log'}",
                        f"pidfile={pidfile}", f"SocketPath={acng / 'run' / 'socket'}",
                        "foreground=0"], check=False)
             for _ in range(100):
@@ -184,35 +162,33 @@ table inet {GUARD_TABLE} {{
                     self.state.data["proxy_port"] = port
                     self.state.save()
                 self.proxy_port = port
-                log.info("apt-cacher-ng pid %s on %s:%s", pid, PUB_HOST_IP, port)
+                log.info("apt-cacher-ng pid %s on %s:%s", pid, self.host_ip, port)
                 return
             errors.append(f"port {port}: {out.strip()[-300:]}")
         raise BackendError("could not start apt-cacher-ng on the local cloud bridge: "
                            + "; ".join(errors))
 
-    @staticmethod
-    def _port_free(port: int) -> bool:
+    def _port_free(self, port: int) -> bool:
         s = socket.socket()
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((PUB_HOST_IP, port))
+            s.bind((self.host_ip, port))
             return True
         except OSError:
             return False
         finally:
             s.close()
 
-    @staticmethod
-    def _port_open(port: int) -> bool:
+    def _port_open(self, port: int) -> bool:
         try:
-            with socket.create_connection((PUB_HOST_IP, port), timeout=0.5):
+            with socket.create_connection((self.host_ip, port), timeout=0.5):
                 return True
         except OSError:
             return False
 
     @property
     def proxy_url(self) -> str:
-        return f"http://{PUB_HOST_IP}:{self.proxy_port}"
+        return f"http://{self.host_ip}:{self.proxy_port}"
 
     # ---------------------------------------------------------------- private networks
     def ensure_network(self, network_id: int, ip_range: str, gateway: str) -> str:
@@ -220,7 +196,7 @@ table inet {GUARD_TABLE} {{
         its range."""
         with self.lock:
             self._blackhole(ip_range)
-            br = network_bridge(network_id)
+            br = self.slot.link("n", str(network_id))
             if not _link_exists(br):
                 self.state.add("bridges", br)
                 run(["ip", "link", "add", br, "type", "bridge"])
@@ -230,7 +206,7 @@ table inet {GUARD_TABLE} {{
             return br
 
     def _gateway(self, network_id: int, bridge: str, ip_range: str, gateway: str) -> None:
-        netns, link = gateway_netns(network_id), gateway_link(network_id)
+        netns, link = self.slot.netns("gw-", network_id), self.slot.link("g", str(network_id))
         if _link_exists(link):
             return
         self.state.add("netns", netns)
@@ -245,9 +221,9 @@ table inet {GUARD_TABLE} {{
 
     def _blackhole(self, ip_range: str) -> None:
         net = ipaddress.ip_network(ip_range, strict=False)
-        if net.overlaps(PUB_NET):
+        if net.overlaps(ALL_PUBLIC):
             raise BackendError(f"network range {net} overlaps the local cloud's public range "
-                               f"{PUB_NET}")
+                               f"{ALL_PUBLIC}")
         # never cut this host off its own network: refuse ranges that hold a host address or gateway
         for line in run(["ip", "-4", "-o", "addr", "show"]).splitlines():
             parts = line.split()
@@ -263,7 +239,8 @@ table inet {GUARD_TABLE} {{
         self.state.add("routes", route)
 
     def drop_network_if_unused(self, network_id: int) -> None:
-        br, netns, link = network_bridge(network_id), gateway_netns(network_id), gateway_link(network_id)
+        br = self.slot.link("n", str(network_id))
+        netns, link = self.slot.netns("gw-", network_id), self.slot.link("g", str(network_id))
         with self.lock:
             if _link_exists(br) and not set(os.listdir(f"/sys/class/net/{br}/brif")) - {link}:
                 if os.path.exists(f"/run/netns/{netns}"):
@@ -301,10 +278,10 @@ table inet {GUARD_TABLE} {{
             run(["ip", "link", "del", host_if], check=False)
 
 
-def render_floating_ips(routes: dict[str, tuple[str, str] | None]) -> str:
+def render_floating_ips(routes: dict[str, tuple[str, str] | None], table: str = Slot(0).table("fip")) -> str:
     """nft (bridge family) for {floating IP: (server public IP, its host-side link) or None}: on the
     public bridge only that link answers ARP for the IP and gets frames to it."""
-    lines = [f"table bridge {FIP_TABLE}", f"delete table bridge {FIP_TABLE}", f"table bridge {FIP_TABLE} {{",
+    lines = [f"table bridge {table}", f"delete table bridge {table}", f"table bridge {table} {{",
              "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
     for ip, via in sorted(routes.items()):
         other = f'iifname != "{via[1]}" ' if via else ""
@@ -313,6 +290,25 @@ def render_floating_ips(routes: dict[str, tuple[str, str] | None]) -> str:
         lines.append(f"    ip daddr {ip} {other}drop")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
+
+
+def routes_of_other_slots(mine: int) -> set[str]:
+    """Blackhole routes that the live local clouds of the other slots recorded."""
+    from .host import StateFile
+    found = set()
+    for number in range(SLOTS):
+        if number == mine:
+            continue
+        try:
+            holder = Slot(number).lock_path.read_text()
+        except OSError:
+            continue
+        parts = holder.split(" state ", 1)
+        if len(parts) != 2 or not parts[0].startswith("pid ") or not pid_alive(int(parts[0][4:] or 0)):
+            continue
+        data = StateFile.load(Path(parts[1]) / "machines" / "state.json") or {}
+        found.update(data.get("routes", []))
+    return found
 
 
 def teardown_host(data: dict) -> None:
@@ -336,8 +332,10 @@ def teardown_host(data: dict) -> None:
     for link in data.get("links", []):
         if _link_exists(link):
             run(["ip", "link", "del", link], check=False)
+    shared = routes_of_other_slots(data.get("slot", 0))
     for route in data.get("routes", []):
-        run(["ip", "route", "del", "blackhole", route], check=False)
+        if route not in shared:          # another live local cloud has a network in the same range
+            run(["ip", "route", "del", "blackhole", route], check=False)
     for ip in data.get("routes_via", []):
         run(["ip", "route", "del", f"{ip}/32"], check=False)
     for br in data.get("bridges", []):

@@ -6,7 +6,7 @@
   (through lxcfs) shows it as MemTotal.
 The machine's cgroups are made below the cgroups this process is in (v1 memory and cpuset), so a
 host that accounts our processes in a cgroup of its own keeps accounting the machines there.
-lxcfs (Debian package) runs once per local cloud at /run/localcloud/lxcfs, bound read-only into
+lxcfs (Debian package) runs once per local cloud at /run/localcloud/lxcfs (lxcfs-N in slot N), bound read-only into
 each machine at /var/lib/lxcfs (as LXC does); localcloud-lxcfs.service in the machine binds its files
 over /proc/{cpuinfo,meminfo,...} first thing at boot. (systemd-nspawn cannot take a single lxcfs
 file as --bind source: "Failed to stat ...: No such file or directory".)
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from .host import log, pid_alive, pid_matches, run, which
 
 ROOT = Path("/sys/fs/cgroup")
-LXCFS_MOUNT = Path("/run/localcloud/lxcfs")
 LXCFS_PROC = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
 LXCFS_GUEST = "/var/lib/lxcfs"
 GIB = 1024 ** 3
@@ -158,8 +158,9 @@ def parents(dirs: list[str]) -> list[str]:
 class Lxcfs:
     """One lxcfs for the local cloud; the machines see their own CPUs and memory through it."""
 
-    def __init__(self, state):
+    def __init__(self, state, mount: Path):
         self.state = state
+        self.mount = mount
         self.pid: int | None = None
 
     def ensure(self) -> bool:
@@ -169,34 +170,32 @@ class Lxcfs:
         if not binary or not os.path.exists("/dev/fuse"):
             log.warning("lxcfs or /dev/fuse missing: machines see the host's CPUs and memory in /proc")
             return False
-        LXCFS_MOUNT.mkdir(parents=True, exist_ok=True)
-        if os.path.ismount(LXCFS_MOUNT):                    # left by a run that was killed
-            run(["umount", "-l", LXCFS_MOUNT], check=False)
-        log_file = open(LXCFS_MOUNT.parent / "lxcfs.log", "ab")
-        proc = subprocess.Popen([binary, "-p", str(LXCFS_MOUNT.parent / "lxcfs.pid"), str(LXCFS_MOUNT)],
+        self.mount.mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(self.mount):                    # left by a run that was killed
+            run(["umount", "-l", self.mount], check=False)
+        log_file = open(f"{self.mount}.log", "ab")
+        proc = subprocess.Popen([binary, "-p", f"{self.mount}.pid", str(self.mount)],
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log_file.close()
         self.pid = proc.pid
         with self.state.lock:
-            self.state.data["lxcfs"] = {"pid": proc.pid, "mount": str(LXCFS_MOUNT)}
+            self.state.data["lxcfs"] = {"pid": proc.pid, "mount": str(self.mount)}
             self.state.save()
         for _ in range(100):
-            if (LXCFS_MOUNT / "proc" / "meminfo").exists():
+            if (self.mount / "proc" / "meminfo").exists():
                 return True
             if proc.poll() is not None:
                 break
-            import time
             time.sleep(0.05)
-        log.warning("lxcfs did not start (see %s): machines see the host's CPUs and memory",
-                    LXCFS_MOUNT.parent / "lxcfs.log")
+        log.warning("lxcfs did not start (see %s.log): machines see the host's CPUs and memory", self.mount)
         return False
 
     def ready(self) -> bool:
-        return bool(self.pid) and pid_alive(self.pid) and (LXCFS_MOUNT / "proc" / "meminfo").exists()
+        return bool(self.pid) and pid_alive(self.pid) and (self.mount / "proc" / "meminfo").exists()
 
     def binds(self) -> list[str]:
-        return [f"--bind-ro={LXCFS_MOUNT}:{LXCFS_GUEST}"] if self.ready() else []
+        return [f"--bind-ro={self.mount}:{LXCFS_GUEST}"] if self.ready() else []
 
 
 def teardown_lxcfs(info: dict | None) -> None:
