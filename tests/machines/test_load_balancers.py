@@ -24,6 +24,9 @@ import pytest
 from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
     API, down, http_get, machines_cloud, playbook, skip_reason, ssh, ssh_key, until)
 
+if skip_reason() is None:
+    from localcloud.backends.nspawn.slots import Slot, recorded_slot
+
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 WEB = ("mkdir -p /srv/www && hostname > /srv/www/index.html && echo ok > /srv/www/healthz "
@@ -227,4 +230,5 @@ def test_sticky_sessions_and_proxy_protocol(lc, ssh):
                   "health_check": {"protocol": "tcp", "port": 9000, "interval": 3, "timeout": 2, "retries": 2}})["action"])
     with socket.create_connection((ip, 9000), timeout=5) as conn:
         line = conn.recv(200).decode()
-    assert line.startswith(f"PROXY TCP4 198.18.0.1 {ip} "), line
+    controller = Slot(recorded_slot(cloud.state)).host_ip        # this host on the cloud's public bridge
+    assert line.startswith(f"PROXY TCP4 {controller} {ip} "), line
