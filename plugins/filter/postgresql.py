@@ -351,6 +351,21 @@ def postgresql_volume_plan(info, variable, mount, purpose="the data", fstypes=("
     return plan
 
 
+def postgresql_authorized_keys(infos):
+    """authorized_keys lines for a repository host: each database server's postgres key, from its address only.
+
+    infos: the servers' postgresql_info facts. Returns the lines joined by newlines.
+    """
+    lines = []
+    for info in infos or []:
+        try:
+            lines.append('from="%s",restrict %s' % (info["address"], info["backup"]["ssh_public_key"]))
+        except (KeyError, TypeError):
+            raise AnsibleFilterError("postgresql_authorized_keys: expects the servers' postgresql_info facts "
+                                     "(with address and backup.ssh_public_key)")
+    return "\n".join(lines)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -363,4 +378,5 @@ class FilterModule:
             "postgresql_database_problems": postgresql_database_problems,
             "postgresql_slot_name": postgresql_slot_name,
             "postgresql_volume_plan": postgresql_volume_plan,
+            "postgresql_authorized_keys": postgresql_authorized_keys,
         }

@@ -33,6 +33,15 @@ def mountinfo():
     return found
 
 
+def holds_files(path):
+    if not os.path.isdir(path) or os.path.islink(path):
+        return True
+    for _, _, files in os.walk(path):
+        if files:
+            return True
+    return False
+
+
 def fstab_targets(*sources):
     """Mount points /etc/fstab has for a device (by its path, its real path or UUID=)."""
     names = {s for s in sources[:2] if s} | ({"UUID=" + sources[2]} if sources[2] else set())
@@ -80,7 +89,9 @@ def volume(device, mount, marker):
     info["fstab"] = fstab_targets(device, real, sig.get("UUID", ""))
     info["under_mount"] = []
     if not at_mount and os.path.isdir(mount):
-        info["under_mount"] = sorted(os.listdir(mount))
+        # What a volume mounted there would hide: files (directories that hold no file, as a package's
+        # installation leaves them, do not count).
+        info["under_mount"] = sorted(e for e in os.listdir(mount) if holds_files(os.path.join(mount, e)))
     info["entries"], info["marker"], info["readable"] = [], "", False
     if info["type"] not in ("ext4", "xfs"):
         return info
