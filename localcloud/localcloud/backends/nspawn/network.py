@@ -226,9 +226,14 @@ table inet {table} {{
                                f"{ALL_PUBLIC}")
         # never cut this host off its own network: refuse ranges that hold a host address or gateway
         for line in run(["ip", "-4", "-o", "addr", "show"]).splitlines():
+            # only "N: dev inet a.b.c.d/p ..." records: on a busy host (other slots creating and
+            # deleting links) `ip` may print other lines, which are no address of this host
             parts = line.split()
-            if len(parts) > 3 and not parts[1].startswith("lc"):
-                addr = ipaddress.ip_interface(parts[3])
+            if len(parts) > 3 and parts[2] == "inet" and not parts[1].startswith("lc"):
+                try:
+                    addr = ipaddress.ip_interface(parts[3])
+                except ValueError:
+                    continue
                 if addr.ip in net and not addr.ip.is_loopback:
                     raise BackendError(f"network range {net} holds this host's own address "
                                        f"{addr} ({parts[1]}); use another range in the local cloud")
