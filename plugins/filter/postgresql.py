@@ -186,29 +186,39 @@ def postgresql_hba_rules(entries, groups=None, hostvars=None, address_var="hclou
     return rules
 
 
-def postgresql_user_problems(users, where="postgresql_users"):
-    """Problems of the users (roles) list: names, passwords, attribute flags."""
-    problems = []
-    if users is None:
-        return problems
-    if not isinstance(users, (list, tuple)):
-        return ["%s: must be a list of users, got %s" % (where, type(users).__name__)]
+def _named_entries(items, where, what, example, keys, kind, problems):
+    """(path, entry) of each dict entry of a list of named things (users, databases); the problems
+    common to them (not a list, not a dict, unknown keys, a bad or repeated name) go to problems."""
+    if items is None:
+        return
+    if not isinstance(items, (list, tuple)):
+        problems.append("%s: must be a list of %s, got %s" % (where, what, type(items).__name__))
+        return
     seen = set()
-    for index, user in enumerate(users):
+    for index, entry in enumerate(items):
         path = "%s[%d]" % (where, index)
-        if not isinstance(user, dict):
-            problems.append("%s: must be a dict like {name: app, password: '{{ vault_app_db_password }}'}" % path)
+        if not isinstance(entry, dict):
+            problems.append("%s: must be a dict like %s" % (path, example))
             continue
-        unknown = sorted(set(user) - USER_KEYS)
+        unknown = sorted(set(entry) - keys)
         if unknown:
-            problems.append("%s: unknown key(s) %s (known: %s)" % (path, ", ".join(unknown), ", ".join(sorted(USER_KEYS))))
-        name = user.get("name")
+            problems.append("%s: unknown key(s) %s (known: %s)" % (path, ", ".join(unknown), ", ".join(sorted(keys))))
+        name = entry.get("name")
         if not isinstance(name, str) or not IDENTIFIER.match(name):
-            problems.append("%s.name: %r is not a PostgreSQL role name (letters, digits, _ and $, 63 at most)" % (path, name))
+            problems.append("%s.name: %r is not %s (letters, digits, _ and $, 63 at most)" % (path, name, kind))
         elif name in seen:
             problems.append("%s.name: %s is listed twice" % (path, name))
         else:
             seen.add(name)
+        yield path, entry
+
+
+def postgresql_user_problems(users, where="postgresql_users"):
+    """Problems of the users (roles) list: names, passwords, attribute flags."""
+    problems = []
+    for path, user in _named_entries(users, where, "users", "{name: app, password: '{{ vault_app_db_password }}'}",
+                                     USER_KEYS, "a PostgreSQL role name", problems):
+        name = user.get("name")
         state = user.get("state", "present")
         if state not in ("present", "absent"):
             problems.append("%s.state: %r is not present or absent" % (path, state))
@@ -230,28 +240,10 @@ def postgresql_user_problems(users, where="postgresql_users"):
 def postgresql_database_problems(databases, users=None, where="postgresql_databases"):
     """Problems of the databases list: names, owners (a listed user or postgres), extensions."""
     problems = []
-    if databases is None:
-        return problems
-    if not isinstance(databases, (list, tuple)):
-        return ["%s: must be a list of databases, got %s" % (where, type(databases).__name__)]
     known_users = {"postgres"} | {u.get("name") for u in users or [] if isinstance(u, dict)
                                   and u.get("state", "present") == "present"}
-    seen = set()
-    for index, database in enumerate(databases):
-        path = "%s[%d]" % (where, index)
-        if not isinstance(database, dict):
-            problems.append("%s: must be a dict like {name: app, owner: app}" % path)
-            continue
-        unknown = sorted(set(database) - DATABASE_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s (known: %s)" % (path, ", ".join(unknown), ", ".join(sorted(DATABASE_KEYS))))
-        name = database.get("name")
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
-            problems.append("%s.name: %r is not a database name (letters, digits, _ and $, 63 at most)" % (path, name))
-        elif name in seen:
-            problems.append("%s.name: %s is listed twice" % (path, name))
-        else:
-            seen.add(name)
+    for path, database in _named_entries(databases, where, "databases", "{name: app, owner: app}",
+                                         DATABASE_KEYS, "a database name", problems):
         owner = database.get("owner", "postgres")
         if database.get("state", "present") == "present" and owner not in known_users:
             problems.append("%s.owner: %r is neither postgres nor a user of postgresql_users; add the user or change "

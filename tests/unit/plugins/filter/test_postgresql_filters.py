@@ -95,3 +95,11 @@ def test_volume_plan_refuses_a_volume_that_holds_something_else(info, words):
 def test_volume_plan_asks_to_choose_when_auto_is_ambiguous():
     plan = postgresql_volume_plan({"state": "ambiguous", "candidates": ["1", "2"]}, "postgresql_volume", "/x")
     assert "set postgresql_volume to the id" in plan["problems"][0]
+
+
+def test_users_and_databases_share_the_list_checks():
+    assert postgresql_user_problems("app") == ["postgresql_users: must be a list of users, got str"]
+    assert postgresql_database_problems([{"name": "app"}, {"name": "app"}, "x", {"name": "b", "size": 1}]) == [
+        "postgresql_databases[1].name: app is listed twice",
+        "postgresql_databases[2]: must be a dict like {name: app, owner: app}",
+        "postgresql_databases[3]: unknown key(s) size (known: comment, encoding, extensions, locale, name, owner, state, template)"]
