@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 # Copyright: (c) 2026, autoscale.hetzner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read-only probe of the postgresql role (run by its preflight with ansible.builtin.script).
@@ -36,7 +36,7 @@ def mountinfo():
 def holds_files(path):
     if not os.path.isdir(path) or os.path.islink(path):
         return True
-    for _, _, files in os.walk(path):
+    for _root, _dirs, files in os.walk(path):
         if files:
             return True
     return False
@@ -78,7 +78,7 @@ def volume(device, mount, marker):
     # blkid -p reads the device (no cache): filesystems, partition tables, RAID/LVM members, swap.
     sig = {}
     for line in run(["blkid", "-p", "-o", "export", real]).stdout.splitlines():
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         sig[key] = value
     info.update(type=sig.get("TYPE", ""), uuid=sig.get("UUID", ""), pttype=sig.get("PTTYPE", ""),
                 usage=sig.get("USAGE", ""), label=sig.get("LABEL", ""))
@@ -133,7 +133,7 @@ def cluster(spec):
         if os.access(controldata, os.X_OK) and os.path.isfile(os.path.join(data_dir, "global", "pg_control")):
             out = run([controldata, "-D", data_dir], env=dict(os.environ, LC_ALL="C")).stdout
             for line in out.splitlines():
-                key, _, value = line.partition(":")
+                key, _sep, value = line.partition(":")
                 if key == "Database system identifier":
                     info["sysid"] = value.strip()
                 elif key == "Database cluster state":
