@@ -106,13 +106,13 @@ def test_app_host_reaches_the_app_database_web_host_and_public_ip_do_not(lab, po
 
 
 def test_standby_streams_through_its_slot_and_a_rerun_keeps_it(lab, postgres):
-    sql(lab, PRIMARY, "create table if not exists lab_replication (note text primary key, at timestamptz)", "app")
+    sql(lab, PRIMARY, "create table if not exists lab_lag (note text primary key, at timestamptz)", "app")
     token = f"row-{time.time_ns()}"
     # The lag is measured on the machines, not through SSH: a poller on the standby (started before
     # the insert) reads clock_timestamp() - the primary's commit-time clock_timestamp(); nspawn
     # machines share the host's clock.
     poll = (f"for i in $(seq 3000); do lag=$(cd /tmp && runuser -u postgres -- psql -XAtq -d app -c "
-            f"\"select extract(epoch from clock_timestamp() - at) from lab_replication where note = '{token}'\"); "
+            f"\"select extract(epoch from clock_timestamp() - at) from lab_lag where note = '{token}'\"); "
             f"[ -n \"$lag\" ] && echo $lag && exit 0; [ $i = 1 ] && touch /tmp/lab-polling; sleep 0.01; done; exit 1")
     lab.ssh(STANDBY, "rm -f /tmp/lab-polling")
     with ThreadPoolExecutor(1) as pool:
@@ -120,7 +120,7 @@ def test_standby_streams_through_its_slot_and_a_rerun_keeps_it(lab, postgres):
         while lab.ssh(STANDBY, "test -e /tmp/lab-polling", check=False).returncode:
             assert not poller.done(), poller.result()
             time.sleep(0.2)
-        sql(lab, PRIMARY, f"insert into lab_replication values ('{token}', clock_timestamp())", "app")
+        sql(lab, PRIMARY, f"insert into lab_lag values ('{token}', clock_timestamp())", "app")
         lag = float(poller.result().stdout.strip())
     print(f"\nrow read on the standby {lag:.3f} s after the insert on the primary")
     assert lag < 1.0
