@@ -21,13 +21,14 @@ from ansible_collections.autoscale.hetzner.plugins.modules import (  # noqa: E40
     firewall, network, server, ssh_key, ssh_key_info,
 )
 
+REAL_BUILD_CLIENT = api_mod.build_client
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaW2PdrW0F0m1H4k0Plm9bmjRq0ZbYyqVt5w4jK9mVJ me@x"
 
 
 @pytest.fixture
 def fake(monkeypatch):
     client = FakeClient()
-    monkeypatch.setattr(hetzner_module, "build_client", lambda token, endpoint: client)
+    monkeypatch.setattr(api_mod, "build_client", lambda token, endpoint=None, **_kw: client)
     monkeypatch.setattr(api_mod.time, "sleep", lambda _s: None)
     return client
 
@@ -83,7 +84,7 @@ def test_api_error_names_the_field_and_the_fix(fake, capsys):
 
 
 def test_missing_hcloud_library_fails_cleanly(fake, capsys, monkeypatch):
-    monkeypatch.setattr(hetzner_module, "build_client", api_mod.build_client)
+    monkeypatch.setattr(api_mod, "build_client", REAL_BUILD_CLIENT)
     monkeypatch.setattr(api_mod, "HAS_HCLOUD", False)
     result = run(ssh_key, capsys, name="admin", public_key=KEY)
     assert result["failed"] and "pip install hcloud" in result["msg"]
