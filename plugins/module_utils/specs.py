@@ -243,8 +243,14 @@ def _what(value) -> str:
 
 
 def suggest(word: str, candidates) -> str | None:
-    matches = difflib.get_close_matches(str(word), sorted(str(c) for c in candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    """The candidate the user probably meant: a close spelling, or one that has the word as a part
+    (``zone`` -> ``network_zone``)."""
+    candidates = sorted(str(c) for c in candidates)
+    matches = difflib.get_close_matches(str(word), candidates, n=1, cutoff=0.6)
+    if matches:
+        return matches[0]
+    parts = [c for c in candidates if str(word) in c.split("_")]
+    return parts[0] if len(parts) == 1 else None
 
 
 def _level_spec(spec: dict) -> dict:

@@ -112,9 +112,11 @@ class Expansion:
         if match is None:
             return "%s (%s %s): %s" % (entry[""], kind, name, message)
         key, rest = match.groups()
-        for candidate in (head, key + re.sub(r"^(\[\d+\]).*", r"\1", rest) if rest.startswith("[") else None):
-            if candidate and candidate in entry and candidate != key:
-                return "%s%s: %s" % (entry[candidate], head[len(candidate):], text)
+        prefixes = [option for option in entry if option and head.startswith(option)
+                    and head[len(option):len(option) + 1] in ("", ".", "[")]
+        if prefixes:
+            option = max(prefixes, key=len)
+            return "%s%s: %s" % (entry[option], head[len(option):], text)
         if key in entry:
             return "%s%s: %s" % (entry[key], rest, text)
         return "%s.%s: %s" % (entry[""], head, text)

@@ -800,6 +800,15 @@ class StackRun:
                                 prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown)
         return ctx, stack_plan
 
+    def cloud_problems(self, expansion, known):
+        """With a declaration already known to be invalid: what else the cloud would refuse (read only,
+        never prune), so that one run reports every problem."""
+        try:
+            _ctx, stack_plan = self.read_and_plan(expansion, False, False)
+        except Exception:  # pylint: disable=broad-except  # the known problems are what counts
+            return []
+        return [e for e in stack_plan.errors if e not in known]
+
     def outcome(self, stack_plan):
         entries = plan_entries(stack_plan)
         text = render_plan(self.name, entries, stack_plan.undeclared)
@@ -831,16 +840,15 @@ class StackRun:
             declaration.update({key: [] for key in specs.STACK_DECLARATION if key not in ("name", "location",
                                                                                          "labels")})
             prune = True
+            problems = []
         else:
             problems, warnings = check_declaration(declaration, prune=prune)
             for warning in warnings:
                 self.module.warn(warning)
-            if problems:
-                self.fail_invalid(problems)
         expansion = expand(declaration)
-        problems = static_errors(expansion)
+        problems.extend(static_errors(expansion))
         if problems:
-            self.fail_invalid(problems)
+            self.fail_invalid(problems + self.cloud_problems(expansion, problems))
 
         ctx, stack_plan = self.read_and_plan(expansion, prune, teardown)
         lock = StackLock(self.api, self.name)

@@ -189,7 +189,18 @@ def test_production_check_create_rerun_change_prune(localcloud, run_playbook):
     assert result.rc == 0, result.output
     assert kept["changed"] is False
     assert "autoscale-prod-app-1" in project_inventory(localcloud, token)["servers"]
-    result, pruned = run_provision(run_playbook, token, stack=stack, prune=True)
+    assert kept["undeclared"] == [{"type": "placement_group", "name": "autoscale-prod-app"},
+                                  {"type": "server", "name": "autoscale-prod-app-1"},
+                                  {"type": "server", "name": "autoscale-prod-app-2"}] or sorted(
+        (u["type"], u["name"]) for u in kept["undeclared"]) == [
+        ("placement_group", "autoscale-prod-app"), ("server", "autoscale-prod-app-1"), ("server", "autoscale-prod-app-2")]
+    assert "! server autoscale-prod-app-1: no longer declared, kept" in kept["summary"]["text"]
+    # emptying a tier needs its name in prune_tiers: refused (nothing deleted), then allowed
+    result, refused = run_provision(run_playbook, token, stack=stack, prune=True)
+    assert result.rc != 0 and refused["changed"] is False
+    assert "tier 'app' would lose all its servers" in refused["msg"]
+    assert "autoscale-prod-app-1" in project_inventory(localcloud, token)["servers"]
+    result, pruned = run_provision(run_playbook, token, stack=stack, prune=True, extra={"prune_tiers": ["app"]})
     assert result.rc == 0, result.output
     assert plan_keys(pruned) == [("delete", "placement_group", "autoscale-prod-app"),
                                  ("delete", "server", "autoscale-prod-app-1"),
