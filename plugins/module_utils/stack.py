@@ -844,6 +844,18 @@ class StackLock:
             return obj
         return None
 
+    def remove_stale(self, obj):
+        """Delete the lock ``obj`` if its holder is gone; returns who held it and why it was removed."""
+        reason = self.stale(obj)
+        if reason is None:
+            return None
+        try:
+            self.api.delete("placement_group", obj["id"])
+        except HetznerError as exc:
+            if exc.code != "not_found":
+                raise
+        return "%s: %s" % (self.describe(obj), reason)
+
     def acquire(self, wait):
         deadline = time.monotonic() + wait
         while True:
@@ -860,14 +872,9 @@ class StackLock:
             if (holder.get("labels") or {}).get("run") == self.run_id:
                 self.obj = holder  # our create went through, its answer was lost
                 break
-            reason = self.stale(holder)
-            if reason:
-                try:
-                    self.api.delete("placement_group", holder["id"])
-                except HetznerError as exc:
-                    if exc.code != "not_found":
-                        raise
-                self.taken_over.append("%s: %s" % (self.describe(holder), reason))
+            removed = self.remove_stale(holder)
+            if removed:
+                self.taken_over.append(removed)
                 self.contended = True
                 continue
             self.contended = True

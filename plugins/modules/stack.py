@@ -864,6 +864,10 @@ class StackRun:
             self.module.warn("another run is in progress on stack %s (%s); this plan may be outdated when it ends" % (
                 self.name, lock.describe(other)))
         if self.module.check_mode or not stack_plan.changed:
+            if other is not None and not self.module.check_mode:
+                removed = lock.remove_stale(other)
+                if removed:
+                    self.module.warn("stack %s: removed the lock left behind by %s" % (self.name, removed))
             self.finish(result, ctx)
 
         try:

@@ -10,6 +10,7 @@ attached to its server, the load balancer has its target, and a rerun has nothin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -127,24 +128,79 @@ def test_killed_at_ten_random_moments_the_first_rerun_converges(localcloud, run_
     stack = scenario("production")
     rng = random.Random(11)
     partial = 0
-    for attempt in range(10):
-        token = new_project(localcloud, "kill-%d" % attempt)
-        env = dict(ansible_env, HCLOUD_TOKEN=token)
-        proc = subprocess.Popen(provision_command(stack), env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(1.0, 8.0))
+    with slower_actions(localcloud, {"create_server": 3, "attach_to_network": 1, "create_load_balancer": 1}):
+        for attempt in range(10):
+            partial += kill_and_rerun(localcloud, run_playbook, ansible_env, stack, rng, attempt)
+    assert partial >= 3, "the kills did not land in the middle of runs often enough to mean anything"
+
+
+@contextlib.contextmanager
+def slower_actions(localcloud, action_times):
+    """Actions that take a few seconds, so that a run lasts long enough to be interrupted anywhere."""
+    url = admin_url(localcloud, "/_localcloud/config")
+    saved = requests.get(url, timeout=10).json()["action_times"]
+    requests.put(url, json={"action_times": action_times}, timeout=10).raise_for_status()
+    try:
+        yield
+    finally:
+        requests.put(url, json={"action_times": saved}, timeout=10).raise_for_status()
+
+
+def descendants(pid):
+    """Every process below ``pid`` (ansible-core runs each worker in a session of its own, so killing the
+    playbook's process group leaves the worker and the module running)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc):
+    """kill -9 of the playbook's process group and of every process it started, as a crash would."""
+    for _ in range(2):
+        victims = descendants(proc.pid)
+        for pid in [proc.pid] + victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        proc.wait()
-        left = project_inventory(localcloud, token)
-        if any(left.values()) and left["servers"] != sorted(s["name"] for t in stack["tiers"] for s in t["servers"]):
-            partial += 1
-        result, rerun = run_provision(run_playbook, token, stack=stack)
-        assert result.rc == 0, "attempt %d, first rerun failed:\n%s" % (attempt, result.output[-4000:])
-        assert_converged(localcloud, token, stack)
-    assert partial >= 2, "the kills did not land in the middle of runs often enough to mean anything"
+    proc.wait()
+
+
+def kill_and_rerun(localcloud, run_playbook, ansible_env, stack, rng, attempt):
+    """Kill a first run at a random moment of its apply; the first rerun must converge. 1 if the kill
+    landed in the middle (something was there, something was missing), else 0."""
+    token = new_project(localcloud, "kill-%d" % attempt)
+    env = dict(ansible_env, HCLOUD_TOKEN=token)
+    proc = subprocess.Popen(provision_command(stack), env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    # the first write of a run is its lock: from then on, kill at a random moment of the apply
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list_all(localcloud, token,
+                                                                              "placement_groups"):
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 8.0))
+    kill_tree(proc)
+    left = project_inventory(localcloud, token)
+    result, rerun = run_provision(run_playbook, token, stack=stack)
+    assert result.rc == 0, "attempt %d, first rerun failed:\n%s" % (attempt, result.output[-4000:])
+    assert_converged(localcloud, token, stack)
+    return 1 if any(left.values()) and rerun["changed"] else 0
 
 
 def test_local_cloud_killed_mid_run_then_restarted_the_rerun_is_exact(tmp_path, run_playbook, ansible_env):
@@ -197,6 +253,10 @@ def test_two_runs_at_once_serialize_and_a_run_that_may_not_wait_fails_cleanly(lo
     # a third run while a fourth holds the lock, not allowed to wait: refused before any change
     token = new_project(localcloud, "concurrent-refused")
     env = dict(ansible_env, HCLOUD_TOKEN=token)
+    config = requests.get(admin_url(localcloud, "/_localcloud/config"), timeout=10).json()
+    # server creates of 20 s keep the holder busy while the impatient run starts
+    requests.put(admin_url(localcloud, "/_localcloud/config"), json={"action_times": {"create_server": 20}},
+                 timeout=10).raise_for_status()
     holder = subprocess.Popen(provision_command(stack), env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
                               stderr=subprocess.DEVNULL)
     try:
@@ -214,6 +274,8 @@ def test_two_runs_at_once_serialize_and_a_run_that_may_not_wait_fails_cleanly(lo
         during = writes(before, server_stats(localcloud))
     finally:
         holder.wait(timeout=900)
+        requests.put(admin_url(localcloud, "/_localcloud/config"), json={"action_times": config["action_times"]},
+                     timeout=10).raise_for_status()
     assert result.rc != 0
     assert "another run is in progress on stack autoscale-prod" in result.output, result.output[-3000:]
     assert "Nothing was changed" in result.output
