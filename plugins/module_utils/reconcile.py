@@ -471,36 +471,6 @@ def fetch_result(api, plan: Plan, resolver: Resolver) -> dict | None:
     return obj
 
 
-# Which kinds each planner needs in its Context (besides its own kind).
-CONTEXT_NEEDS = {
-    "ssh_key": ["ssh_key"],
-    "placement_group": [],
-    "network": ["location"],
-    "firewall": ["server"],
-    "server": ["server_type", "location", "network", "firewall", "placement_group", "ssh_key", "server"],
-    "volume": ["location", "server"],
-    "floating_ip": ["location", "server"],
-    "load_balancer": ["load_balancer_type", "location", "network", "server"],
-}
-
-
-def gather_context(api, kinds, images: list[str] | None = None, ctx: Context | None = None) -> Context:
-    """List every kind in ``kinds`` (all pages) into a Context; images only by the given names
-    (there are many images; the planners need just the ones referenced)."""
-    ctx = ctx or Context()
-    loader = ApiLoader(api)
-    for kind in kinds:
-        if kind not in ctx.objects:
-            ctx.set_all(kind, api.list(kind))
-    for name in images or []:
-        if name is None or ctx.lookup("image", name):
-            continue
-        for obj in loader.images(name):
-            ctx.add("image", obj)
-    ctx.objects.setdefault("image", [])
-    return ctx
-
-
 # Keys whose dict value is a whole (user-defined map), replaced rather than merged.
 REPLACED_KEYS = frozenset(("labels",))
 
