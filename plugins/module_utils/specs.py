@@ -291,8 +291,8 @@ def _describe(error, path: str, spec: dict, params: dict) -> list[str]:
             return ["%s: %s is not allowed; use one of %s%s" % (
                 where, _shown(value), ", ".join(str(c) for c in option["choices"]),
                 "; did you mean %s?" % hint if hint else "")]
-        if isinstance(error, ElementError) or (isinstance(error, ArgumentTypeError) and option.get("type") == "list"
-                                              and isinstance(value, list)):
+        list_elements = isinstance(error, ArgumentTypeError) and option.get("type") == "list" and isinstance(value, list)
+        if isinstance(error, ElementError) or list_elements:
             return ["%s: every element must be %s; fix %s" % (
                 where, TYPE_NAMES.get(option.get("elements"), option.get("elements")), _shown(value))]
         if isinstance(error, ArgumentTypeError):

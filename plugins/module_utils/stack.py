@@ -179,32 +179,20 @@ def expand(params):
             origins = {"name": path + ".name", "labels": path + ".labels"}
             spec = {"name": server["name"]}
 
-            def setting(key, default=None, default_path=None, option=None, spec=spec, origins=origins,
-                        server=server, path=path):
-                value, where = _first((server.get(key), "%s.%s" % (path, key)),
-                                      (tier.get(key), "%s.%s" % (tier_path, key)),
-                                      (default, default_path or "%s.%s" % (path, key)))
-                origins[option or key] = where
+            for key, default, default_path in (("server_type", None, None), ("image", None, None),
+                                               ("location", default_location, "location"), ("ssh_keys", None, None),
+                                               ("firewalls", [], None), ("placement_group", "", None),
+                                               ("user_data", None, None), ("enable_ipv4", None, None),
+                                               ("enable_ipv6", None, None), ("backups", None, None),
+                                               ("delete_protection", None, None), ("state", "started", None)):
+                value, origins[key] = _first((server.get(key), "%s.%s" % (path, key)),
+                                             (tier.get(key), "%s.%s" % (tier_path, key)),
+                                             (default, default_path or "%s.%s" % (path, key)))
                 if value is not None:
-                    spec[option or key] = value
-                return value
-
-            setting("server_type")
-            setting("image")
-            setting("location", default_location, "location")
-            setting("ssh_keys")
-            setting("firewalls", [])
-            setting("placement_group", "")
-            setting("user_data")
-            setting("enable_ipv4")
-            setting("enable_ipv6")
-            setting("backups")
-            protection = setting("delete_protection")
-            if protection is not None:
-                spec["rebuild_protection"] = protection
+                    spec[key] = value
+            if spec.get("delete_protection") is not None:
+                spec["rebuild_protection"] = spec["delete_protection"]
             origins["rebuild_protection"] = origins["delete_protection"]
-            state = setting("state", "started", path + ".state")
-            spec["state"] = state
             network, network_path = _first((server.get("network"), path + ".network"),
                                            (tier.get("network"), tier_path + ".network"))
             spec["networks"] = [_clean({"network": network, "ip": server.get("ip"),
@@ -561,11 +549,11 @@ def validate_stack(stack_name, desired, ctx, errors, where=None):
     for spec in desired["server"] + [lb for lb in desired["load_balancer"] if lb.get("network")]:
         kind = "server" if "networks" in spec else "load_balancer"
         if kind == "server":
-            attachments = [(n.get("network"), n.get("ip"), "networks[0]") for n in spec.get("networks") or []]
+            attachments = [(n.get("network"), n.get("ip")) for n in spec.get("networks") or []]
         else:
-            attachments = [(spec.get("network"), spec.get("network_ip"), "network")]
+            attachments = [(spec.get("network"), spec.get("network_ip"))]
         location = ctx.lookup("location", spec.get("location")) if spec.get("location") else None
-        for network_name, ip, option in attachments:
+        for network_name, ip in attachments:
             if network_name in networks and ctx.lookup("network", network_name) is None:
                 network_like = _desired_network_like(networks[network_name])
                 messages = []
@@ -573,15 +561,16 @@ def validate_stack(stack_name, desired, ctx, errors, where=None):
                 if ip:
                     v.check_fixed_ip(ip, network_like, location, ctx, "ip", messages)
                 for message in messages:
-                    errors.append("%s: %s" % (where(kind, spec["name"], option + (".ip" if kind == "server" and
-                                                                                   message.startswith("ip") else
-                                                                                   ".network" if kind == "server"
-                                                                                   else "")),
-                                              message.split(": ", 1)[1]))
+                    key, text = message.split(": ", 1)
+                    if kind == "server":
+                        key = "networks[0].ip" if key == "ip" else "networks[0].network"
+                    else:
+                        key = "network_ip" if key == "ip" else "network"
+                    errors.append("%s: %s" % (where(kind, spec["name"], key), text))
             elif network_name and not exists("network", network_name):
+                option = "networks[0].network" if kind == "server" else "network"
                 errors.append("%s: network %r is neither declared in this stack nor existing; declare it under "
-                              "networks or fix the name" % (where(kind, spec["name"], option if kind != "server"
-                                                                  else "networks[0].network"), network_name))
+                              "networks or fix the name" % (where(kind, spec["name"], option), network_name))
     # references to things that are neither declared nor existing
     for spec in desired["server"]:
         existing = ctx.by_name("server", spec["name"]) is not None

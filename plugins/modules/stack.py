@@ -15,7 +15,7 @@ description:
     option spec (the same the per-resource modules use), so a misspelt or unknown key, a wrong type or a value the
     API would refuse (ports, protocols, CIDRs, volume sizes, a listen port used twice, a volume in another location
     than its server, a target tier that does not exist, the labels the stack sets itself) fails the task with the
-    path of the key and the fix, for example C(tiers[1].servers[0].ipp: unknown key; did you mean ip?).
+    path of the key and the fix, for example C(tiers[1].servers[0].ipp) is an unknown key, did you mean C(ip)?
   - Reads the current state with one list request per resource type, plans every resource with the same
     per-type planners the single-resource modules use, and shows that plan in check mode and with C(--diff)
     as a create/update/delete list (like C(terraform plan)). The plan is also returned as data in RV(plan).
@@ -27,7 +27,7 @@ description:
     assignments). A failed action stops only its resource and what depends on it.
   - After applying, the state is read again and planned again; what is still missing (a failed action, a lost
     answer) is repaired in the same run, and reported in RV(failures) and RV(repaired). Servers are kept running
-    (O(tiers[].state=started)): a server that is off is powered on.
+    (O(tiers[].state=started)), so a server that is off is powered on.
   - Everything the stack creates carries the labels C(managed-by=autoscale.hetzner.stack) and C(stack=<name>);
     servers also C(tier=<tier name>). The module only changes resources with these labels. A declared name that
     is taken by a resource without them is an error, never an adoption.
@@ -837,8 +837,8 @@ class StackRun:
         prune, teardown = params["prune"], params["state"] == "absent"
         declaration = dict(self.declaration)
         if teardown:
-            declaration.update({key: [] for key in specs.STACK_DECLARATION if key not in ("name", "location",
-                                                                                         "labels")})
+            kept = ("name", "location", "labels")
+            declaration.update({key: [] for key in specs.STACK_DECLARATION if key not in kept})
             prune = True
             problems = []
         else:
@@ -873,7 +873,9 @@ class StackRun:
         try:
             lock.acquire(params["lock_timeout"])
         except HetznerError as exc:
-            self.fail("stack %s: %s" % (self.name, exc.message), failure=exc.failure(), **dict(result, changed=False))
+            refused = dict(result)
+            refused.update(changed=False, failure=exc.failure())
+            self.fail("stack %s: %s" % (self.name, exc.message), **refused)
         try:
             self.converge(lock, other, expansion, prune, teardown, ctx, stack_plan, result)
         finally:
@@ -891,7 +893,10 @@ class StackRun:
             self.check(stack_plan, result)
             if not stack_plan.changed:
                 self.finish(result, ctx)
-        reread = lambda kinds: read_state(self.api, kinds, self.parallel)  # noqa: E731
+
+        def reread(kinds):
+            return read_state(self.api, kinds, self.parallel)
+
         failures = []
         for attempt in range(REPAIR_PASSES + 1):
             try:

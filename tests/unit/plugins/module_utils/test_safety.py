@@ -128,7 +128,7 @@ def test_one_client_per_thread():
     made = []
     transport = Transport(lambda: made.append(object()) or made[-1])
     clients = []
-    threads = [threading.Thread(target=lambda: clients.append(transport.client())) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: clients.append(transport.client())) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
