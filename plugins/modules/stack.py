@@ -714,6 +714,7 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
     REPAIR_PASSES,
     StackLock,
     apply_stack,
+    unaffected,
     catalogue_needs,
     check_declaration,
     expand,
@@ -790,8 +791,13 @@ class StackRun:
             errors=problems, **extra)
 
     # -- reading and planning -----------------------------------------------------------------
-    def read_and_plan(self, expansion, prune, teardown):
-        ctx = read_state(self.api, KINDS, self.parallel)
+    def read_and_plan(self, expansion, prune, teardown, known=None):
+        """Read the state (the kinds ``known`` does not hold already) and plan."""
+        ctx = read_state(self.api, [kind for kind in KINDS if known is None or kind not in known.objects],
+                         self.parallel)
+        for kind, objects in (known.objects if known is not None else {}).items():
+            if kind not in ctx.objects:
+                ctx.set_all(kind, objects)
         missing = catalogue_needs(expansion.desired, ctx)
         if missing:
             read_catalogue(self.api, ctx, missing, self.parallel)
@@ -907,7 +913,8 @@ class StackRun:
                           **dict(result, changed=True, failures=failures))
             failures.extend(report.messages)
             result["failures"] = failures
-            ctx, stack_plan = self.read_and_plan(expansion, prune, teardown)
+            ctx, stack_plan = self.read_and_plan(expansion, prune, teardown,
+                                                 known=unaffected(ctx, stack_plan, report))
             if stack_plan.errors or not stack_plan.changed:
                 break
             if attempt < REPAIR_PASSES:

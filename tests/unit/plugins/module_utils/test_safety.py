@@ -460,3 +460,21 @@ def test_a_failed_action_stops_its_resource_and_what_depends_on_it_only():
         ("create", "server", "web-1"), ("create", "server", "web-2"), ("create", "server", "db-1")]
     assert "server 'web-1': create_server failed: Action failed (action_failed)" in report.messages
     assert owned_by({"labels": desired["server"][0]["labels"]}, "prod")
+
+
+def test_after_an_apply_only_what_actions_changed_is_read_again():
+    params = declaration(volumes=[{"name": "data", "size": 10, "server": "db-1"}])
+    desired = expand(params).desired
+    ctx = Context({kind: [] for kind in stack_mod.KINDS})
+    ctx.objects.update({"location": [{"id": 2, "name": "nbg1", "network_zone": "eu-central"}],
+                        "server_type": [{"id": 1, "name": "cx23", "architecture": "x86", "cores": 2,
+                                         "locations": [{"name": "nbg1", "available": True}]}],
+                        "image": [{"id": 9, "name": "debian-12", "architecture": "x86", "type": "system"}]})
+    stack_plan = plan_stack("prod", desired, ctx)
+    kept = stack_mod.unaffected(ctx, stack_plan, ApplyReport())
+    # networks are created whole; servers, volumes (attach follows) and firewalls (servers apply them) are read again
+    assert sorted(kept.objects) == ["floating_ip", "image", "load_balancer", "location", "network",
+                                    "placement_group", "server_type", "ssh_key"]
+    report = ApplyReport()
+    report.failed[("network", "net")] = "network 'net': failed"
+    assert "network" not in stack_mod.unaffected(ctx, stack_plan, report).objects
