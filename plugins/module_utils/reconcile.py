@@ -196,37 +196,37 @@ class Context:
                 return obj
         return None
 
+    def _load(self, kind: str, key: str, value, fetch) -> dict | None:
+        """Read one object through the loader, once (a miss is remembered too)."""
+        with self._lock:
+            obj = self._scan(kind, key, value)
+            if obj is None and (kind, key, value) not in self._missed:
+                obj = fetch(kind, value)
+                if obj is None:
+                    self._missed.add((kind, key, value))
+                else:
+                    self.add(kind, obj)
+            return obj
+
     def by_name(self, kind: str, name) -> dict | None:
         obj = self._scan(kind, "name", name)
         if obj is None and self._lazy(kind) and name is not None:
             if kind in CATALOGUE_KINDS:  # a few objects, and a miss is reported with the full list
                 self.all(kind)
                 return self._scan(kind, "name", name)
-            with self._lock:
-                obj = self._scan(kind, "name", name)
-                if obj is None and (kind, "name", name) not in self._missed:
-                    obj = self.loader.by_name(kind, name)
-                    if obj is None:
-                        self._missed.add((kind, "name", name))
-                    else:
-                        self.add(kind, obj)
+            obj = self._load(kind, "name", name, self.loader.by_name)
         return obj
 
     def by_id(self, kind: str, ident) -> dict | None:
         obj = self._scan(kind, "id", ident)
         if obj is None and self._lazy(kind) and isinstance(ident, int):
             with self._lock:
-                obj = self._scan(kind, "id", ident)
-                if obj is None and (kind, "id", ident) not in self._missed:
-                    self._id_misses[kind] = self._id_misses.get(kind, 0) + 1
-                    if self._id_misses[kind] > self.BULK_AFTER:
-                        self.all(kind)  # many objects of this kind are referenced: one list is cheaper
-                        return self._scan(kind, "id", ident)
-                    obj = self.loader.by_id(kind, ident)
-                    if obj is None:
-                        self._missed.add((kind, "id", ident))
-                    else:
-                        self.add(kind, obj)
+                self._id_misses[kind] = self._id_misses.get(kind, 0) + 1
+                many = self._id_misses[kind] > self.BULK_AFTER
+            if many:  # many objects of this kind are referenced: one list is cheaper
+                self.all(kind)
+                return self._scan(kind, "id", ident)
+            obj = self._load(kind, "id", ident, self.loader.by_id)
         return obj
 
     def images(self, name) -> list[dict]:
