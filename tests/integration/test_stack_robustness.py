@@ -167,16 +167,33 @@ def descendants(pid):
 
 
 def kill_tree(proc):
-    """kill -9 of the playbook's process group and of every process it started, as a crash would."""
-    for _ in range(2):
-        victims = descendants(proc.pid)
-        for pid in [proc.pid] + victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    """kill -9 of the playbook and of every process it started, as a crash would. The tree is frozen
+    first (SIGSTOP: no new process can appear), then every process group in it is killed: a module
+    started by a worker just now is in the worker's group even when the worker is gone already."""
+    own = os.getpgrp()
+    frozen = set()
+    for _ in range(3):
+        for pid in [proc.pid] + descendants(proc.pid):
+            if pid not in frozen:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    frozen.add(pid)
+                except ProcessLookupError:
+                    pass
+    groups = set()
+    for pid in frozen:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    for group in groups - {own}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     proc.wait()
