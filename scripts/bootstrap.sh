@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepare a machine for `make test`: Debian packages the tests need and the
-# project virtualenv `.venv` (pinned requirements-dev.txt + localcloud editable).
+# Prepare a machine for `make test`: Debian packages the tests need, the
+# project virtualenv `.venv` (pinned requirements-dev.txt + localcloud editable)
+# and the second toolchain `.venv-ansible14` (pinned requirements-ansible14.txt:
+# ansible 14 / ansible-core 2.21 / hetzner.hcloud 6.x on the pyenv Python 3.12).
 #
 # Idempotent and fast when already done: a stamp file in .venv records the hash
 # of the inputs (requirement files, localcloud/pyproject.toml, this script and
@@ -16,7 +18,7 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
 
 started=$SECONDS
-DEB_PACKAGES=(hcloud-cli sqlite3 openssh-client git python3-venv jq)
+DEB_PACKAGES=(hcloud-cli sqlite3 openssh-client openssl git python3-venv jq)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STAMP="$VENV/.bootstrap-stamp"
@@ -73,8 +75,44 @@ link_collection() {
     done
 }
 
+# --- second toolchain: the current ansible on Python >= 3.12 ----------------------
+# Its own venv and stamp (hash of requirements-ansible14.txt, this script and the
+# Python version), so either venv is rebuilt alone when its inputs change.
+VENV14=${VENV14:-.venv-ansible14}
+find_python312() {
+    local candidate
+    for candidate in "${PYTHON14:-}" python3.12 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12; do
+        [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
+        "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 12) else 1)' 2>/dev/null \
+            && { command -v "$candidate"; return 0; }
+    done
+    return 1
+}
+ansible14_venv() {
+    local python14 hash14 stamp14="$VENV14/.bootstrap-stamp"
+    if ! python14=$(find_python312); then
+        log "warning: no Python >= 3.12 found (set PYTHON14=...): $VENV14 (hetzner.hcloud 6.x) not built"
+        return 0
+    fi
+    hash14=$({ cat requirements-ansible14.txt "$SELF"; "$python14" -c 'import sys; print(sys.version)'; } \
+        | sha256sum | cut -d' ' -f1)
+    if [ -x "$VENV14/bin/python" ] && [ -f "$stamp14" ] && [ "$(cat "$stamp14")" = "$hash14" ]; then
+        VENV="$VENV14" link_collection
+        return 0
+    fi
+    log "building $VENV14 with $("$python14" --version 2>&1) (requirements-ansible14.txt)"
+    rm -rf "$VENV14"
+    "$python14" -m venv "$VENV14"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$VENV14/bin/python" -m pip install -q -r requirements-ansible14.txt
+    "$VENV14/bin/python" -m pip check >&2
+    VENV="$VENV14" link_collection
+    echo "$hash14" >"$stamp14"
+}
+
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$inputs_hash" ]; then
     link_collection
+    ansible14_venv
     exit 0
 fi
 
@@ -102,4 +140,5 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 link_collection
 echo "$inputs_hash" >"$STAMP"
+ansible14_venv
 log "done in $((SECONDS - started))s"

@@ -55,6 +55,8 @@ def serve(args) -> int:
 
     state = Path(args.state).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    # the env file appears once the API is up (scripts wait for it): never leave a stale one
+    (state / "env").unlink(missing_ok=True)
     faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
     settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
                         legacy_datacenters=args.legacy_datacenters)

@@ -27,12 +27,13 @@ def invalid_input(field: str, *messages: str) -> APIError:
 
 
 def invalid_fields(fields: dict[str, list[str]]) -> APIError:
-    first = next(iter(fields))
+    """One field: "invalid input in field 'a': <its messages>"; several: the real API only names
+    them, "invalid input in fields 'a', 'b'", and each one's messages are in details.fields."""
+    if len(fields) == 1:
+        name, msgs = next(iter(fields.items()))
+        return invalid_input(name, *msgs)
     return APIError(
-        422, "invalid_input",
-        f"invalid input in field{'s' if len(fields) > 1 else ''} "
-        + ", ".join(f"'{name}'" for name in fields)
-        + f": {'; '.join(fields[first])}",
+        422, "invalid_input", "invalid input in fields " + ", ".join(f"'{name}'" for name in fields),
         {"fields": [{"name": name, "messages": msgs} for name, msgs in fields.items()]},
     )
 

@@ -46,9 +46,10 @@ def sort_items(items: list[dict], sorts: list[str], allowed: tuple[str, ...]) ->
     return result
 
 
-def paginate(items: list, page_param: str | None, per_page_param: str | None) -> tuple[list, dict]:
+def paginate(items: list, page_param: str | None, per_page_param: str | None,
+             max_per_page: int = 50) -> tuple[list, dict]:
     page = parse_positive_int(page_param, "page", 1)
-    per_page = parse_positive_int(per_page_param, "per_page", 25, maximum=50)
+    per_page = parse_positive_int(per_page_param, "per_page", 25, maximum=max_per_page)
     total = len(items)
     last_page = max(1, math.ceil(total / per_page))
     start = (page - 1) * per_page

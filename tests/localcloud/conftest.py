@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -16,7 +17,8 @@ if str(_REPO / "localcloud") not in sys.path:
 
 from localcloud.testing import RunningCloud, start_cloud  # noqa: E402
 
-SPEC_PATH = Path("/work/shared/specs/hcloud-openapi.json")
+# The Hetzner OpenAPI spec lives beside the repository (../shared), never inside it.
+SPEC_PATH = _REPO.parent / "shared" / "specs" / "hcloud-openapi.json"
 ACTION_TIME = 0.05
 
 
@@ -102,10 +104,34 @@ def project(cloud, request) -> Project:
     return new_project(cloud, request.node.name[:60])
 
 
+def spec_missing() -> None:
+    """Skip a spec-based test when the spec is not beside the repository, but fail in CI
+    (``CI=true`` from .ci/run), where a missing spec would silently drop every conformance check."""
+    if SPEC_PATH.exists():
+        return
+    message = f"the Hetzner OpenAPI spec is not at {SPEC_PATH} (../shared/specs/ relative to the repository)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def null_tolerant(node):
+    """OpenAPI 3.0 ignores ``nullable`` next to a bare ``allOf`` (no ``type``), so the spec's
+    ``"deprecation": {"allOf": [$ref], "nullable": true}`` would reject the null the real API
+    returns. Rewrite those to ``anyOf: [{allOf}, null]``."""
+    if isinstance(node, list):
+        return [null_tolerant(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: null_tolerant(v) for k, v in node.items()}
+    if node.get("nullable") is True and "allOf" in node and "type" not in node:
+        node["anyOf"] = [{"allOf": node.pop("allOf")}, {"enum": [None]}]
+    return node
+
+
 @pytest.fixture(scope="session")
 def spec() -> dict:
-    if not SPEC_PATH.exists():
-        pytest.skip(f"{SPEC_PATH} not available")
+    spec_missing()
     return json.loads(SPEC_PATH.read_text())
 
 

@@ -18,34 +18,20 @@ if str(_REPO / "localcloud") not in sys.path:
 
 from localcloud.catalog import CATALOG, Catalog  # noqa: E402
 
-SPEC_PATH = Path("/work/shared/specs/hcloud-openapi.json")
+from conftest import SPEC_PATH, null_tolerant, spec_missing  # noqa: E402
+
 SPEC_URI = "urn:hcloud-openapi"
-
-
-def _null_tolerant(node):
-    """OpenAPI 3.0 ignores ``nullable`` next to a bare ``allOf`` (no ``type``), so the spec's
-    ``"deprecation": {"allOf": [$ref], "nullable": true}`` would reject the null the real API
-    returns. Rewrite those to ``anyOf: [{allOf}, null]``."""
-    if isinstance(node, list):
-        return [_null_tolerant(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _null_tolerant(v) for k, v in node.items()}
-    if node.get("nullable") is True and "allOf" in node and "type" not in node:
-        node["anyOf"] = [{"allOf": node.pop("allOf")}, {"enum": [None]}]
-    return node
 
 
 @pytest.fixture(scope="module")
 def validate():
-    if not SPEC_PATH.exists():
-        pytest.skip(f"{SPEC_PATH} not available")
+    spec_missing()
     from openapi_schema_validator import OAS30Validator
     from openapi_schema_validator import oas30_format_checker
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
-    spec = _null_tolerant(json.loads(SPEC_PATH.read_text()))
+    spec = null_tolerant(json.loads(SPEC_PATH.read_text()))
     registry = Registry().with_resource(
         SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT4)
     )

@@ -13,41 +13,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import SPEC_PATH, new_project, ssh_public_key
+from conftest import SPEC_PATH, new_project, null_tolerant, spec_missing, ssh_public_key
 
 SPEC_URI = "urn:hcloud-openapi"
 IN_SCOPE = ("servers", "networks", "firewalls", "ssh_keys", "volumes", "floating_ips", "primary_ips",
             "placement_groups", "load_balancers", "actions", "locations", "server_types", "images",
-            "load_balancer_types", "pricing", "isos")
+            "load_balancer_types", "pricing", "isos", "certificates", "zones")
 
-_IMAGES = "images are the read-only system catalogue (no snapshots/backups, no create_image): nothing to update, delete, protect, or act on"
 LEFT_OUT = {
-    "PUT /images/{id}": _IMAGES,
-    "DELETE /images/{id}": _IMAGES,
-    "POST /images/{id}/actions/change_protection": _IMAGES,
-    "GET /images/actions": _IMAGES,
-    "GET /images/actions/{id}": _IMAGES,
-    "GET /images/{id}/actions": _IMAGES,
-    "GET /images/{id}/actions/{action_id}": _IMAGES,
-    "GET /isos/{id}": "the ISO catalogue is empty (GET /isos answers an empty list), so there is no ISO to get",
-    "POST /servers/{id}/actions/attach_iso": "no ISOs in the catalogue (and no machine boots from one)",
-    "POST /servers/{id}/actions/detach_iso": "no ISOs in the catalogue (and no machine boots from one)",
-    "POST /servers/{id}/actions/create_image": "no snapshots/backups: images are the read-only system catalogue",
     "POST /servers/{id}/actions/request_console": "no VNC console (no wss endpoint to hand out)",
     "GET /load_balancers/{id}/metrics": "load balancers do not balance traffic locally, so there are no metrics to report",
 }
-
-
-def _null_tolerant(node):
-    """Spec quirk (see test_catalog.py): ``{"allOf": [$ref], "nullable": true}`` must accept null."""
-    if isinstance(node, list):
-        return [_null_tolerant(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _null_tolerant(v) for k, v in node.items()}
-    if node.get("nullable") is True and "allOf" in node and "type" not in node:
-        node["anyOf"] = [{"allOf": node.pop("allOf")}, {"enum": [None]}]
-    return node
 
 
 def _as_of_today(node, key=None):
@@ -87,7 +63,7 @@ def validator(spec):
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
-    fixed = _as_of_today(_null_tolerant(spec))
+    fixed = _as_of_today(null_tolerant(spec))
     registry = Registry().with_resource(SPEC_URI, Resource.from_contents(fixed, default_specification=DRAFT4))
 
     def schema_for(op: str, status: int):
@@ -138,6 +114,27 @@ class Recorder:
         return result
 
 
+def _certificate_pem(domain: str) -> tuple[str, str]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
 def _drive(r: Recorder) -> None:
     # --- catalogue
     r("GET", "/locations", 200)
@@ -149,7 +146,8 @@ def _drive(r: Recorder) -> None:
     lbt = r("GET", "/load_balancer_types", 200)["load_balancer_types"][0]
     r("GET", "/load_balancer_types/{id}", 200, id=lbt["id"])
     r("GET", "/pricing", 200)
-    r("GET", "/isos", 200)
+    r("GET", "/isos", 200, query="architecture=x86&include_architecture_wildcard=true")
+    r("GET", "/isos/{id}", 200, id=9001)
 
     # --- ssh keys, placement groups
     key = r("POST", "/ssh_keys", 201, {"name": "k", "public_key": ssh_public_key("conformance"),
@@ -221,8 +219,23 @@ def _drive(r: Recorder) -> None:
     r("POST", "/servers/{id}/actions/change_dns_ptr", 201, {"ip": ipv4, "dns_ptr": "web-1.example.com"}, id=sid)
     r("POST", "/servers/{id}/actions/change_protection", 201, {"delete": True, "rebuild": True}, id=sid)
     r("POST", "/servers/{id}/actions/change_protection", 201, {"delete": False, "rebuild": False}, id=sid)
+    r("POST", "/servers/{id}/actions/attach_iso", 201, {"iso": "virtio-win-0.1.266.iso"}, id=sid)
+    r("GET", "/servers/{id}", 200, id=sid)
+    r("POST", "/servers/{id}/actions/detach_iso", 201, id=sid)
     r("POST", "/servers/{id}/actions/enable_backup", 201, id=sid)
+    backup = r("POST", "/servers/{id}/actions/create_image", 201, {"type": "backup"}, id=sid)["image"]
     r("POST", "/servers/{id}/actions/disable_backup", 201, id=sid)
+    assert r("GET", "/images", 200, query="type=backup")["images"] == [], backup
+    made = r("POST", "/servers/{id}/actions/create_image", 201, {"description": "snap", "labels": {"k": "v"}}, id=sid)
+    snap = made["image"]
+    r("GET", "/images", 200, query="type=snapshot&label_selector=k%3Dv")
+    r("GET", "/images/{id}", 200, id=snap["id"])
+    r("PUT", "/images/{id}", 200, {"description": "snap2", "labels": {"k": "w"}}, id=snap["id"])
+    r("POST", "/images/{id}/actions/change_protection", 201, {"delete": False}, id=snap["id"])
+    r("GET", "/images/actions", 200)
+    r("GET", "/images/actions/{id}", 200, id=made["action"]["id"])
+    r("GET", "/images/{id}/actions", 200, id=snap["id"])
+    r("GET", "/images/{id}/actions/{action_id}", 200, id=snap["id"], action_id=made["action"]["id"])
     r("POST", "/servers/{id}/actions/enable_rescue", 201, {"type": "linux64", "ssh_keys": [key["id"]]}, id=sid)
     r("POST", "/servers/{id}/actions/disable_rescue", 201, id=sid)
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -334,11 +347,72 @@ def _drive(r: Recorder) -> None:
     r("GET", "/load_balancers/{id}/actions", 200, id=lid)
     r("GET", "/load_balancers/{id}/actions/{action_id}", 200, id=lid, action_id=act["id"])
 
+    # --- DNS zones and RRSets
+    zone = r("POST", "/zones", 201, {"name": "example.com", "mode": "primary", "labels": {"a": "b"}, "rrsets": [
+        {"name": "www", "type": "A", "records": [{"value": "198.18.1.1", "comment": "web"}]}]})
+    zid = zone["zone"]["id"]
+    secondary = r("POST", "/zones", 201, {"name": "example.org", "mode": "secondary",
+                                          "primary_nameservers": [{"address": "198.51.100.1"}]})["zone"]
+    r("GET", "/zones", 200)
+    r("GET", "/zones/{id_or_name}", 200, id_or_name="example.com")
+    r("PUT", "/zones/{id_or_name}", 200, {"labels": {"a": "c"}}, id_or_name=zid)
+    r("POST", "/zones/{id_or_name}/actions/change_ttl", 201, {"ttl": 7200}, id_or_name=zid)
+    r("POST", "/zones/{id_or_name}/actions/change_protection", 201, {"delete": False}, id_or_name=zid)
+    r("POST", "/zones/{id_or_name}/actions/change_primary_nameservers", 201,
+      {"primary_nameservers": [{"address": "198.51.100.2", "port": 53}]}, id_or_name=secondary["id"])
+    zonefile = r("GET", "/zones/{id_or_name}/zonefile", 200, id_or_name=zid)["zonefile"]
+    r("POST", "/zones/{id_or_name}/actions/import_zonefile", 201, {"zonefile": zonefile}, id_or_name=zid)
+    r("GET", "/zones/actions", 200)
+    r("GET", "/zones/actions/{id}", 200, id=zone["action"]["id"])
+    r("GET", "/zones/{id_or_name}/actions", 200, id_or_name=zid)
+    r("GET", "/zones/{id_or_name}/actions/{action_id}", 200, id_or_name=zid, action_id=zone["action"]["id"])
+    rr = "/zones/{id_or_name}/rrsets/{rr_name}/{rr_type}"
+    r("POST", "/zones/{id_or_name}/rrsets", 201, {"name": "api", "type": "AAAA", "ttl": 300,
+                                                  "records": [{"value": "2001:db8::1"}]}, id_or_name=zid)
+    r("GET", "/zones/{id_or_name}/rrsets", 200, query="type=AAAA&type=A", id_or_name=zid)
+    r("GET", rr, 200, id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("PUT", rr, 200, {"labels": {"x": "y"}}, id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/add_records", 201, {"records": [{"value": "2001:db8::2"}]},
+      id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/update_records", 200, {"records": [{"value": "2001:db8::2", "comment": "two"}]},
+      id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/remove_records", 201, {"records": [{"value": "2001:db8::1"}]},
+      id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/set_records", 201, {"records": [{"value": "2001:db8::3"}]},
+      id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/change_ttl", 201, {"ttl": None}, id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("POST", rr + "/actions/change_protection", 201, {"change": False}, id_or_name=zid, rr_name="api", rr_type="AAAA")
+    r("DELETE", rr, 201, id_or_name=zid, rr_name="api", rr_type="AAAA")
+
+    # --- certificates, and an https service using one
+    cert_pem, cert_key = _certificate_pem("example.com")
+    cert = r("POST", "/certificates", 201, {"name": "up", "certificate": cert_pem, "private_key": cert_key})["certificate"]
+    managed = r("POST", "/certificates", 201, {"name": "managed", "type": "managed",
+                                               "domain_names": ["nowhere.example"]})
+    r("GET", "/certificates", 200)
+    r("GET", "/certificates/{id}", 200, id=managed["certificate"]["id"])
+    r("PUT", "/certificates/{id}", 200, {"name": "up2", "labels": {"a": "b"}}, id=cert["id"])
+    r("POST", "/certificates/{id}/actions/retry", 201, id=managed["certificate"]["id"])
+    r("GET", "/certificates/actions", 200)
+    r("GET", "/certificates/actions/{id}", 200, id=managed["action"]["id"])
+    r("GET", "/certificates/{id}/actions", 200, id=managed["certificate"]["id"])
+    r("GET", "/certificates/{id}/actions/{action_id}", 200, id=managed["certificate"]["id"],
+      action_id=managed["action"]["id"])
+    r("POST", "/load_balancers/{id}/actions/add_service", 201, {
+        "protocol": "https", "listen_port": 443, "destination_port": 80, "http": {"certificates": [cert["id"]]}},
+      id=lid)
+    r("GET", "/load_balancers/{id}", 200, id=lid)
+    r("GET", "/certificates/{id}", 200, id=cert["id"])
+    r("POST", "/load_balancers/{id}/actions/delete_service", 201, {"listen_port": 443}, id=lid)
+
     # --- actions
     r("GET", "/actions", 200, query=f"id={act['id']}&id={created['action']['id']}")
     r("GET", "/actions/{id}", 200, id=act["id"])
 
     # --- deletes
+    r("DELETE", "/certificates/{id}", 204, id=cert["id"])
+    r("DELETE", "/zones/{id_or_name}", 201, id_or_name=zid)
+    r("DELETE", "/images/{id}", 204, id=snap["id"])
     r("DELETE", "/load_balancers/{id}", 204, id=lid)
     r("DELETE", "/primary_ips/{id}", 204, id=pip["id"])
     r("DELETE", "/floating_ips/{id}", 204, id=fip["id"])
@@ -357,6 +431,23 @@ def recorded(cloud):
     recorder = Recorder(new_project(cloud, "conformance"))
     _drive(recorder)
     return recorder.answers
+
+
+def test_spec_is_beside_the_repository():
+    """Without the spec, the parametrized conformance tests below collect nothing: fail in CI."""
+    spec_missing()
+    assert spec_operations(), f"{SPEC_PATH} lists no operation in scope"
+
+
+def test_missing_spec_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    import conftest
+    monkeypatch.setattr(conftest, "SPEC_PATH", tmp_path / "hcloud-openapi.json")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"\.\./shared/specs/"):
+        conftest.spec_missing()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        conftest.spec_missing()
 
 
 def test_left_out_is_documented():
@@ -428,7 +519,7 @@ def _unknown_fields(components, schema, value, where, found):
 
 
 def test_no_invented_fields(recorded, spec):
-    fixed = _as_of_today(_null_tolerant(spec))
+    fixed = _as_of_today(null_tolerant(spec))
     found: set = set()
     for op, answers in recorded.items():
         method, path = op.split(" ", 1)

@@ -147,3 +147,33 @@ def test_bad_token(project, tmp_path):
            "HCLOUD_ENDPOINT": project.endpoint, "HCLOUD_TOKEN": "x" * 64}
     done = subprocess.run(["hcloud", "server", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "unauthorized" in done.stderr
+
+
+def test_snapshot_certificate_and_iso_with_the_cli(hcloud, tmp_path):
+    """What the official collection's own integration tests do with the CLI (create-image), plus
+    certificates and ISOs, through hcloud-go."""
+    hcloud("server", "create", "--name", "cli-img", "--type", "cx23", "--image", "debian-12", "--location", "nbg1")
+    made = hcloud("server", "create-image", "--type", "snapshot", "--description", "cli snapshot", "cli-img")
+    image_id = int(made.stdout.split()[1])          # "Image <id> created from Server <id>"
+    images = hcloud.json("image", "list", "--type", "snapshot")
+    assert [(i["id"], i["description"], i["status"]) for i in images] == [(image_id, "cli snapshot", "available")]
+    hcloud("server", "rebuild", "--image", str(image_id), "cli-img")
+    assert hcloud.json("server", "describe", "cli-img")["image"]["id"] == image_id
+    hcloud("image", "delete", str(image_id))
+    assert not hcloud.json("image", "list", "--type", "snapshot")        # the CLI prints null for none
+
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=cli.example",
+                    "-addext", "subjectAltName=DNS:cli.example,DNS:www.cli.example"], check=True, capture_output=True)
+    hcloud("certificate", "create", "--name", "cli-cert", "--cert-file", str(cert), "--key-file", str(key))
+    listed = hcloud.json("certificate", "list")
+    assert [(c["name"], c["domain_names"]) for c in listed] == [("cli-cert", ["cli.example", "www.cli.example"])]
+    fingerprint = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
+                                 check=True, capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+    assert listed[0]["fingerprint"] == fingerprint.lower()
+    hcloud("certificate", "delete", "cli-cert")
+
+    assert "virtio-win-0.1.266.iso" in hcloud("iso", "list").stdout
+    hcloud("server", "attach-iso", "cli-img", "virtio-win-0.1.266.iso")
+    assert hcloud.json("server", "describe", "cli-img")["iso"]["name"] == "virtio-win-0.1.266.iso"

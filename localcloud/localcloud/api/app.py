@@ -15,7 +15,7 @@ from ..faults import Faults
 from ..listing import paginate, parse_bool, sort_items
 from ..model.base import Cloud
 from ..ratelimit import RateLimiter
-from .routes import CATALOGUE, RESOURCES
+from .routes import CATALOGUE, RESOURCES, RRSET_ACTIONS
 from .schemas import check
 
 
@@ -119,12 +119,13 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
             return model.delete(project, request.path_params["id"])
 
         endpoint("GET", base, list_)
-        endpoint("POST", base, create, 201)
+        if getattr(model, "creatable", True):
+            endpoint("POST", base, create, 201)
         if model.has_actions:
             _action_routes(endpoint, cloud, base, model, action_result)
         endpoint("GET", base + "/{id}", get)
         endpoint("PUT", base + "/{id}", update)
-        endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else 204)
+        endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else getattr(model, "delete_status", 204))
         for name, method_name in actions.items():
             def act(project, request, body, model=model, name=name, method_name=method_name):
                 method = getattr(model, method_name)
@@ -132,6 +133,8 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
                 result = method(project, oid, name) if method_name == "power" else method(project, oid, body)
                 return action_result(result)
             endpoint("POST", f"{base}/{{id}}/actions/{name}", act, 201)
+
+    _zone_routes(endpoint, cloud.resources["zones"], check)
 
     def server_metrics(project, request, body):
         return cloud.servers.metrics(project, request.path_params["id"], request.query_params)
@@ -152,7 +155,18 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
         endpoint("GET", f"/v1/{plural}/{{id}}", get_catalogue)
 
     endpoint("GET", "/v1/pricing", lambda project, request, body: {"pricing": cloud.catalog.pricing()})
-    endpoint("GET", "/v1/isos", lambda project, request, body: {"isos": [], "meta": paginate([], None, None)[1]})
+
+    def list_isos(project, request, body):
+        return _list_isos(cloud, request.query_params)
+
+    def get_iso(project, request, body):
+        ref = request.path_params["id"]
+        found = cloud.catalog.iso(int(ref)) if ref.isdigit() else None
+        if found is None:
+            raise errors.not_found("ISO", ref)
+        return {"iso": found}
+    endpoint("GET", "/v1/isos", list_isos)
+    endpoint("GET", "/v1/isos/{id}", get_iso)
 
     def datacenters_gone():
         if not cloud.settings.legacy_datacenters:
@@ -217,6 +231,30 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
     return app
 
 
+def _zone_routes(endpoint, zones, check):
+    """RRSets (addressed by name and type inside a zone given by ID or name) and the zone file."""
+    from .schemas import CreateRRSet, UpdateLabels
+    base = "/v1/zones/{id}"
+    rrset = base + "/rrsets/{rr_name}/{rr_type}"
+
+    def key(request):
+        return request.path_params["id"], request.path_params["rr_name"], request.path_params["rr_type"]
+
+    endpoint("GET", base + "/zonefile", lambda project, request, body: zones.zonefile(project, request.path_params["id"]))
+    endpoint("GET", base + "/rrsets",
+             lambda project, request, body: zones.list_rrsets(project, request.path_params["id"], request.query_params))
+    endpoint("POST", base + "/rrsets",
+             lambda project, request, body: zones.create_rrset(project, request.path_params["id"], check(CreateRRSet, body)),
+             201)
+    endpoint("GET", rrset, lambda project, request, body: zones.get_rrset(project, *key(request)))
+    endpoint("PUT", rrset, lambda project, request, body: zones.update_rrset(project, *key(request),
+                                                                             check(UpdateLabels, body)))
+    endpoint("DELETE", rrset, lambda project, request, body: zones.delete_rrset(project, *key(request)), 201)
+    for name, status in RRSET_ACTIONS.items():
+        endpoint("POST", f"{rrset}/actions/{name}",
+                 lambda project, request, body, name=name: zones.rrset_action(project, *key(request), name, body), status)
+
+
 def _action_routes(endpoint, cloud, base, model, action_result):
     kind = model.kind
 
@@ -265,24 +303,30 @@ def _list_catalogue(cloud, plural, attribute, query):
     name = query.get("name")
     if name is not None:
         items = [i for i in items if i.get("name") == name]
-    if plural == "images":
-        for key in ("type", "status", "architecture"):
-            wanted = query.getlist(key)
-            if wanted and not (key == "status" and any(w.isdigit() for w in wanted)):  # hcloud-python sends per_page here
-                items = [i for i in items if i.get(key) in wanted]
-        if not parse_bool(query.get("include_deprecated", "false"), "include_deprecated"):
-            items = [i for i in items if not i.get("deprecated")]
-        if query.get("bound_to"):
-            items = []
-        if query.get("label_selector"):
-            from ..labels import parse_selector, selector_matches
-            requirements = parse_selector(query["label_selector"])
-            items = [i for i in items if selector_matches(requirements, i.get("labels") or {})]
-        items = sort_items(items, query.getlist("sort"), ("id", "name", "created"))
-    elif plural == "locations":
+    if plural == "locations":
         items = sort_items(items, query.getlist("sort"), ("id", "name"))
     page, meta = paginate(items, query.get("page"), query.get("per_page"))
     return {plural: page, "meta": meta}
+
+
+def _list_isos(cloud, query):
+    """ISOs past their deprecation's unavailable_after drop out of the list (GET /isos/{id} still
+    answers); ``architecture`` keeps ISOs for any architecture only with include_architecture_wildcard."""
+    from datetime import datetime, timezone
+    now = datetime.now(timezone.utc)
+    items = [i for i in cloud.catalog.isos if i["deprecation"] is None or datetime.fromisoformat(
+        i["deprecation"]["unavailable_after"].replace("Z", "+00:00")) > now]
+    name = query.get("name")
+    if name is not None:
+        items = [i for i in items if i["name"] == name]
+    architecture = query.get("architecture")
+    if architecture is not None:
+        if architecture not in ("x86", "arm"):
+            raise errors.invalid_input("architecture", f"'{architecture}' is not x86 or arm")
+        wildcard = parse_bool(query.get("include_architecture_wildcard", "false"), "include_architecture_wildcard")
+        items = [i for i in items if i["architecture"] == architecture or (wildcard and i["architecture"] is None)]
+    page, meta = paginate(items, query.get("page"), query.get("per_page"))
+    return {"isos": page, "meta": meta}
 
 
 def _admin_routes(app, cloud, faults, stats):

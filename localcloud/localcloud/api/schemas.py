@@ -61,6 +61,37 @@ class CreateServer(Named):
     public_net: Optional[dict[str, Any]] = None
 
 
+class UpdateImage(Body):
+    description: Optional[StrictStr] = None
+    type: Optional[StrictStr] = None
+    labels: Labels = None
+
+
+class UpdateLabels(Body):
+    labels: Labels = None
+
+
+class CreateCertificate(Named):
+    type: Optional[StrictStr] = None
+    certificate: Optional[StrictStr] = None
+    private_key: Optional[StrictStr] = None
+    domain_names: Optional[list[StrictStr]] = None
+
+
+class CreateZone(Named):
+    mode: StrictStr
+    ttl: Optional[StrictInt] = None
+    primary_nameservers: Optional[list[Any]] = None
+    rrsets: Optional[list[Any]] = None
+    zonefile: Optional[StrictStr] = None
+
+
+class CreateRRSet(Named):
+    type: StrictStr
+    records: list[Any]
+    ttl: Optional[StrictInt] = None
+
+
 class CreatePlacementGroup(Named):
     type: StrictStr
 

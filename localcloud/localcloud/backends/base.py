@@ -79,6 +79,19 @@ class MachineBackend:
     def reset_password(self, server_id: int, password: str) -> Future:
         return resolved()
 
+    def disk_images_unavailable(self) -> str | None:
+        """None when snapshots and backups can be made and used (create_image, rebuild or create
+        from one); else the reason, which the API answers with. API-only: there is no disk to copy,
+        an image stands for its system image plus the server's settings."""
+        return None
+
+    def create_image(self, server_id: int, image_id: int) -> Future:
+        """Copy the server's disk into the image (create_image, backups)."""
+        return resolved()
+
+    def delete_image(self, image_id: int) -> None:
+        pass
+
     def warm_up(self, image_names: tuple[str, ...] = ("debian-12",)) -> Future:
         """Prepare what the first create would otherwise wait for (packages, images), in the background."""
         return resolved()

@@ -1,4 +1,4 @@
-"""The local cloud's catalogue: locations, server types, images, load balancer types, pricing.
+"""The local cloud's catalogue: locations, server types, images, load balancer types, ISOs, pricing.
 
 The data lives in the JSON files next to this module, each one exactly in the shape the
 Hetzner Cloud API returns. ``CATALOG`` loads them once. Returned dicts are shared: callers
@@ -59,10 +59,15 @@ class Catalog:
     server_types: list[dict]
     images: list[dict]
     load_balancer_types: list[dict]
+    isos: list[dict]
 
     def __init__(self) -> None:
         self.locations = _load("locations.json")
         self.server_types = _load("server_types.json")
+        # Types past their removal date: list endpoints no longer return them, but
+        # GET /server_types/{id} still answers with their deprecation data (spec: deprecation_info).
+        self.removed_server_types = _load("removed_server_types.json")
+        self.isos = _load("isos.json")
         self.images = _load("images.json")
         self.load_balancer_types = _load("load_balancer_types.json")
         base = _load("pricing.json")
@@ -82,6 +87,13 @@ class Catalog:
 
     def server_type(self, ref: Any) -> dict | None:
         return _find(self.server_types, ref)
+
+    def server_type_by_id(self, ref: Any) -> dict | None:
+        """GET /server_types/{id}: listed types and removed ones alike."""
+        return _find(self.server_types, ref) or _find(self.removed_server_types, ref)
+
+    def iso(self, ref: Any) -> dict | None:
+        return _find(self.isos, ref)
 
     def image(self, ref: Any, architecture: str | None = None) -> dict | None:
         """By id (architecture ignored) or by name; a name picks the ``architecture``

@@ -36,7 +36,8 @@ class FloatingIPs(ResourceModel):
                 raise errors.invalid_input("home_location", f"location '{body['home_location']}' does not exist")
             location = found["name"]
         else:
-            raise errors.invalid_input("home_location", "give a home_location or a server to assign the IP to")
+            raise errors.invalid_fields({"server": ["give a server to assign the IP to, or a home_location"],
+                                         "home_location": ["give a home_location, or a server to assign the IP to"]})
         if body.get("name") is not None:
             self.unique_name(project, body["name"])
         ip = PublicAddresses(self.cloud).allocate(version)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 
 from .. import errors
 from ..labels import parse_selector, selector_matches, validate_labels
 from .base import ResourceModel
-from .primary_ips import PublicAddresses, reverse_dns
+from .primary_ips import IPV6_BASE, PUBLIC_V4, PublicAddresses, reverse_dns
 
 ALGORITHMS = ("round_robin", "least_connections")
 
@@ -46,7 +47,7 @@ def validate_service(body: dict, field: str = "", existing: dict | None = None) 
             "certificates": given.get("certificates", old.get("certificates", [])),
             "redirect_http": bool(given.get("redirect_http", old.get("redirect_http", False))),
             "sticky_sessions": bool(given.get("sticky_sessions", old.get("sticky_sessions", False))),
-            "timeout_idle": _int(given.get("timeout_idle", old.get("timeout_idle", 60)), name("http.timeout_idle"), 30, 300),
+            "timeout_idle": _int(given.get("timeout_idle", old.get("timeout_idle", 50)), name("http.timeout_idle"), 30, 300),
         }
         if protocol == "https" and not http["certificates"]:
             raise errors.invalid_input(name("http.certificates"), "an https service needs at least one certificate")
@@ -151,9 +152,28 @@ class LoadBalancers(ResourceModel):
                                       "use_private_ip needs the load balancer in a network: attach it first")
             return {"type": "label_selector", "label_selector": {"selector": selector}, "use_private_ip": use_private}
         if kind == "ip":
-            raise errors.specific("cloud_resource_ip_not_allowed",
-                                  "IP targets are for dedicated servers; the local cloud has none: target servers instead")
+            return self._ip_target(body, name)
         raise errors.invalid_input(name("type"), "must be server, label_selector or ip")
+
+    def _ip_target(self, body: dict, name) -> dict:
+        """IP targets are dedicated (Robot) servers of the same customer: an address of a cloud resource is
+        refused (cloud_resource_ip_not_allowed), any other is not the project's (ip_not_owned): the local
+        cloud has no dedicated servers."""
+        ip = (body.get("ip") or {}).get("ip") if isinstance(body.get("ip"), dict) else None
+        try:
+            address = ipaddress.ip_address(ip) if isinstance(ip, str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            raise errors.invalid_input(name("ip.ip"), f"'{ip}' is not an IP address")
+        if any(address in net for net in (PUBLIC_V4, IPV6_BASE) if net.version == address.version):
+            raise errors.specific("cloud_resource_ip_not_allowed",
+                                  f"{ip} belongs to a Hetzner Cloud resource: target the server itself (type server)")
+        raise errors.specific("ip_not_owned", f"{ip} is not an IP of a dedicated server of this account")
+
+    def _check_certificates(self, project: int, service: dict, field: str, lb_type: dict) -> dict:
+        self.cloud.certificates.check_service(project, service, field, lb_type["max_assigned_certificates"])
+        return service
 
     def create(self, project: int, body: dict) -> dict:
         catalog = self.cloud.catalog
@@ -171,7 +191,8 @@ class LoadBalancers(ResourceModel):
             if location is None:
                 raise errors.invalid_input("network_zone", f"network zone '{body['network_zone']}' does not exist")
         else:
-            raise errors.invalid_input("location", "give a location or a network_zone")
+            raise errors.invalid_fields({"location": ["give a location or a network_zone"],
+                                         "network_zone": ["give a network_zone or a location"]})
         algorithm = (body.get("algorithm") or {}).get("type", "round_robin")
         if algorithm not in ALGORITHMS:
             raise errors.invalid_input("algorithm.type", "must be round_robin or least_connections")
@@ -184,7 +205,8 @@ class LoadBalancers(ResourceModel):
             private_net = [{"network": network["id"], "ip": self.cloud.networks.allocate_ip(network, location["network_zone"], field="network")}]
         services = []
         for index, service in enumerate(body.get("services") or []):
-            parsed = validate_service(service, f"services[{index}]")
+            parsed = self._check_certificates(project, validate_service(service, f"services[{index}]"),
+                                              f"services[{index}]", lb_type)
             if any(s["listen_port"] == parsed["listen_port"] for s in services):
                 raise errors.specific("source_port_already_used", f"two services listen on port {parsed['listen_port']}")
             services.append(parsed)
@@ -220,7 +242,8 @@ class LoadBalancers(ResourceModel):
 
     def add_service(self, project, oid, body):
         lb = self._lb(project, oid)
-        service = validate_service(body)
+        lb_type = self.cloud.catalog.load_balancer_type(lb["_type"])
+        service = self._check_certificates(project, validate_service(body), "", lb_type)
         if any(s["listen_port"] == service["listen_port"] for s in lb["services"]):
             raise errors.specific("source_port_already_used", f"a service already listens on port {service['listen_port']}")
         lb_type = self.cloud.catalog.load_balancer_type(lb["_type"])
@@ -234,7 +257,8 @@ class LoadBalancers(ResourceModel):
         current = next((s for s in lb["services"] if s["listen_port"] == body.get("listen_port")), None)
         if current is None:
             raise errors.invalid_input("listen_port", f"no service listens on port {body.get('listen_port')}")
-        updated = validate_service(body, existing=current)
+        updated = self._check_certificates(project, validate_service(body, existing=current), "",
+                                           self.cloud.catalog.load_balancer_type(lb["_type"]))
         edited = self.store.edit(self.kind, lb["id"])
         edited["services"] = [updated if s["listen_port"] == current["listen_port"] else s for s in edited["services"]]
         return self._act(project, lb, "update_service")

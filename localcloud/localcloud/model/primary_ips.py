@@ -110,8 +110,11 @@ class PrimaryIPs(ResourceModel):
             location = body.get("location")
             loc = (self.cloud.catalog.location(location) if location is not None
                    else self.cloud.catalog.location_of_datacenter(body.get("datacenter")))
+            if location is None and body.get("datacenter") is None:
+                raise errors.invalid_fields({"assignee_id": ["give a server to assign the IP to, or a location"],
+                                             "location": ["is required (a location name like fsn1) when no assignee_id is given"]})
             if loc is None:
-                raise errors.invalid_input("location", "is required (a location name like fsn1) when no assignee_id is given")
+                raise errors.invalid_input("location", f"location '{location}' does not exist; use fsn1, nbg1, hel1, ash, hil or sin")
             location = loc["name"]
         self.unique_name(project, body["name"])
         obj = self.new_address(project, version, location, server["id"] if server else None, body["name"],

@@ -100,7 +100,8 @@ class Servers(ResourceModel):
         data["location"] = catalog.location(obj["_location"])
         if self.cloud.settings.legacy_datacenters:
             data["datacenter"] = catalog.legacy_datacenter(obj["_location"])
-        data["image"] = catalog.image(obj["_image"]) if obj["_image"] else None
+        data["image"] = self.cloud.images.rendered(obj["_image"])
+        data["iso"] = self.cloud.catalog.iso(obj["_iso"]) if obj.get("_iso") else None
         data["public_net"] = {
             "ipv4": self.address(obj["_ipv4"], "ipv4"),
             "ipv6": self.address(obj["_ipv6"], "ipv6"),
@@ -180,12 +181,19 @@ class Servers(ResourceModel):
             raise errors.invalid_input(field, "is required (e.g. debian-12, ubuntu-24.04)")
         if isinstance(ref, bool) or not isinstance(ref, (int, str)):
             raise errors.invalid_input(field, "must be an image name or ID")
-        image = self.cloud.catalog.image(ref, architecture)
+        image = self.cloud.catalog.image(ref, architecture) or self.cloud.images.own(project, ref)
         if image is None:
             raise errors.invalid_input(field, f"image '{ref}' does not exist for architecture {architecture}; "
                                               "use debian-12, debian-13, ubuntu-22.04 or ubuntu-24.04")
         if image["architecture"] != architecture:
             raise errors.invalid_input(field, f"image {image['id']} is for {image['architecture']}, the server type is {architecture}")
+        if image["status"] != "available":
+            raise errors.invalid_input(field, f"image {image['id']} is {image['status']}: wait until it is available")
+        if image["type"] in ("snapshot", "backup"):
+            why = self.cloud.backend.disk_images_unavailable()
+            if why:
+                raise errors.invalid_input(field, why)
+            return image
         why = self.cloud.backend.image_unavailable(image["name"])
         if why:
             raise errors.invalid_input(field, why)
@@ -233,8 +241,9 @@ class Servers(ResourceModel):
                 if found["type"] != version:
                     raise errors.specific("primary_ip_version_mismatch", f"primary IP {found['ip']} is not {version}")
                 primary[version] = found
-        if not enable_v4 and not enable_v6 and not networks:
-            raise errors.invalid_input("public_net", "a server needs a public IP or a network: enable one or give networks")
+        if not enable_v4 and not enable_v6 and not networks and start:
+            raise errors.invalid_input("public_net", "a server needs a public IP or a network to be powered on: enable "
+                                                     "one, give networks, or create it with start_after_create false")
         firewalls = []
         for index, entry in enumerate(self._list(body, "firewalls")):
             ref = entry.get("firewall") if isinstance(entry, dict) else None
@@ -269,7 +278,7 @@ class Servers(ResourceModel):
             project, name=body["name"], status="initializing", labels=labels,
             _server_type=server_type["id"], _location=location["name"], _image=image["id"], _disk=None,
             _ipv4=None, _ipv6=None, private_net=[], protection={"delete": False, "rebuild": False},
-            rescue_enabled=False, backup_window=None, iso=None, _placement_group=group["id"] if group else None,
+            rescue_enabled=False, backup_window=None, _iso=None, _placement_group=group["id"] if group else None,
             included_traffic=server_type["prices"][0]["included_traffic"] if server_type["prices"] else 0,
             ingoing_traffic=0, outgoing_traffic=0,
             _user_data=user_data, _ssh_keys=[k["public_key"] for k in ssh_keys],
@@ -322,7 +331,7 @@ class Servers(ResourceModel):
         return {"network": network_id, "ip": ip, "alias_ips": [], "mac_address": mac}
 
     def spec(self, server: dict, start: bool = True, root_password: str | None = None) -> ServerSpec:
-        image = self.cloud.catalog.image(server["_image"])
+        image = self.cloud.images.os_image(server["_image"])
         v4 = self.address(server["_ipv4"], "ipv4")
         attachments = tuple(
             self.cloud.networks.attachment(self.store.get("network", att["network"]), att["ip"])
@@ -356,6 +365,7 @@ class Servers(ResourceModel):
                     self.store.edit("primary_ip", primary["id"])["assignee_id"] = None
         cloud.firewalls.forget_server(server)
         cloud.load_balancers.forget_server(server)
+        cloud.images.forget_server(project, server["id"])
         edited = self.store.edit(self.kind, server["id"])
         edited.update(status="deleting", _ipv4=None, _ipv6=None, _placement_group=None)
         job = cloud.backend.delete_server(server["id"])
@@ -379,6 +389,9 @@ class Servers(ResourceModel):
     def power(self, project: int, oid, op: str) -> dict:
         server = self._server_for_action(project, oid)
         command, transient, final = POWER_COMMANDS[op]
+        if final == "running" and not (server["_ipv4"] or server["_ipv6"] or server["private_net"]):
+            raise errors.unsupported(f"server '{server['name']}' has no network interface: assign a primary IP or "
+                                     "attach it to a network before powering it on")
         job = self.cloud.backend.power(server["id"], op)
         self.store.edit(self.kind, server["id"])["status"] = transient
         return self.cloud.start_action(project, command, [("server", server["id"])],
@@ -510,7 +523,31 @@ class Servers(ResourceModel):
     def disable_backup(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
         self.store.edit(self.kind, server["id"])["backup_window"] = None
+        self.cloud.images.drop_backups(project, server["id"])
         return self.cloud.start_action(project, "disable_backup", [("server", server["id"])])
+
+    def create_image(self, project: int, oid, body: dict) -> dict:
+        server = self._server_for_action(project, oid)
+        return self.cloud.images.create_from_server(project, server, body)
+
+    def attach_iso(self, project: int, oid, body: dict) -> dict:
+        server = self._server_for_action(project, oid)
+        ref = body.get("iso")
+        iso = self.cloud.catalog.iso(ref) if isinstance(ref, (int, str)) and not isinstance(ref, bool) else None
+        if iso is None:
+            raise errors.invalid_input("iso", f"ISO '{ref}' does not exist; list them with GET /isos")
+        arch = self.cloud.catalog.server_type(server["_server_type"])["architecture"]
+        if iso["architecture"] not in (None, arch):
+            raise errors.invalid_input("iso", f"ISO '{iso['name']}' is for {iso['architecture']}, the server is {arch}")
+        self.store.edit(self.kind, server["id"])["_iso"] = iso["id"]
+        return self.cloud.start_action(project, "attach_iso", [("server", server["id"])])
+
+    def detach_iso(self, project: int, oid, body: dict) -> dict:
+        server = self._server_for_action(project, oid)
+        if not server.get("_iso"):
+            raise errors.specific("no_iso_attached", f"server '{server['name']}' has no ISO attached")
+        self.store.edit(self.kind, server["id"])["_iso"] = None
+        return self.cloud.start_action(project, "detach_iso", [("server", server["id"])])
 
     def add_to_placement_group(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)

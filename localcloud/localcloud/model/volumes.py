@@ -51,7 +51,8 @@ class Volumes(ResourceModel):
                 raise errors.invalid_input("location", f"location '{body['location']}' does not exist")
             location = found["name"]
         else:
-            raise errors.invalid_input("location", "give a location or a server to attach the volume to")
+            raise errors.invalid_fields({"location": ["give a location, or a server to attach the volume to"],
+                                         "server": ["give a server to attach the volume to, or a location"]})
         if automount and server is None:
             raise errors.invalid_input("automount", "needs a server")
         if body.get("location") is not None and server is not None and self.cloud.catalog.location(body["location"]) \

@@ -34,17 +34,16 @@ def cgroup_dirs(name: str) -> list[Path]:
 
 
 def rm_cgroup(path: Path) -> None:
+    """Remove a machine's cgroup tree, deepest first. The machine's own systemd may still be
+    removing its sub-cgroups while we walk (a stop in progress): vanished directories are fine,
+    os.walk skips what it can no longer list."""
     if not path.exists():
         return
-    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    for dirpath, _dirs, _files in os.walk(path, topdown=False):
         try:
-            sub.rmdir()
+            os.rmdir(dirpath)
         except OSError:
             pass
-    try:
-        path.rmdir()
-    except OSError:
-        pass
 
 
 def private_ifname(k: int) -> str:
