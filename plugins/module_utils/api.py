@@ -337,6 +337,7 @@ class HetznerApi:
         while pending:
             time.sleep(interval)
             ids = list(pending)
+            before = len(pending)
             for start in range(0, len(ids), 25):
                 chunk = ids[start:start + 25]
                 data = self.request("GET", "/actions", params={"id": chunk}, doing="polling actions")
@@ -347,7 +348,9 @@ class HetznerApi:
             if pending and time.monotonic() > deadline:
                 raise HetznerError("timed out after %ss waiting for actions %s"
                                    % (timeout, ", ".join(describe_action(a) for a in pending.values())))
-            interval = min(interval * 1.5, self.poll_max_interval)
+            # Polls grow apart while nothing finishes; when something did, what is left is often its
+            # successor (start_server after create_server, a quick action): look again soon.
+            interval = self.poll_interval if len(pending) < before else min(interval * 1.5, self.poll_max_interval)
         for action in done.values():
             if raise_on_error and action.get("status") == "error":
                 error = action.get("error") or {}

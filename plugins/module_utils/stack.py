@@ -1098,9 +1098,9 @@ def unaffected(ctx, stack_plan, report):
 
 
 def make_api(transport, poll_interval=0.5, poll_max_interval=2.0, parallel=8):
-    """The API for a stack run. Polls start at 0.5 s and grow by half up to 2 s: quick actions (0.5 s)
-    are seen at once, a server create (about 10 s) takes 7 polls and is seen at most 2 s late (every
-    request counts against the project's rate limit of 3600 per hour)."""
+    """The API for a stack run. Polls start at 0.5 s and grow by half up to 2 s while nothing finishes
+    (after a finished action they start again at 0.5 s, for its successor): a server create (about 10 s)
+    and its start take 8 polls (every request counts against the project's rate limit of 3600 per hour)."""
     return HetznerApi(transport, poll_interval=poll_interval, poll_max_interval=poll_max_interval, parallel=parallel)
 
 

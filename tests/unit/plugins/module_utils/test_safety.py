@@ -478,3 +478,21 @@ def test_after_an_apply_only_what_actions_changed_is_read_again():
     report = ApplyReport()
     report.failed[("network", "net")] = "network 'net': failed"
     assert "network" not in stack_mod.unaffected(ctx, stack_plan, report).objects
+
+
+def test_polls_grow_apart_until_something_finishes_then_look_again_soon(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(api_mod.time, "sleep", sleeps.append)
+    polls = []
+
+    class Actions:
+        def request(self, method, url, params=None, **kwargs):
+            polls.append(list(params["id"]))
+            number = len(polls)
+            return {"actions": [{"id": 1, "status": "success" if number >= 3 else "running"},
+                                {"id": 2, "status": "success" if number >= 4 else "running"}][:len(params["id"])]
+                    if params["id"] == [1, 2] else [{"id": 2, "status": "success" if number >= 4 else "running"}]}
+
+    api = HetznerApi(Actions(), poll_interval=0.5, poll_max_interval=2.0)
+    api.wait([{"id": 1, "status": "running"}, {"id": 2, "status": "running"}])
+    assert sleeps == [0.5, 0.75, 1.125, 0.5]  # create done at poll 3: its successor is looked for 0.5 s later
