@@ -29,16 +29,18 @@ define pytest_dir
 	exit $$rc
 endef
 
-.PHONY: help venv test lint sanity test-unit test-localcloud test-integration bench build clean
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
-	@echo "make test              venv lint sanity test-unit test-localcloud test-integration"
+	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity --venv --python 3.11 on a copy of the collection"
 	@echo "make test-unit         pytest tests/unit"
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
+	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
+	@echo "make molecule          molecule test of every role's scenario on local-cloud machines (root)"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
 	@echo "make bench             run every tests/bench/*.py (BENCH=name filters, BENCH_OUT=file saves)"
 	@echo "make build             ansible-galaxy collection build into build/"
@@ -50,7 +52,7 @@ venv:
 # Every step runs even when an earlier one fails (CI then reports all failures
 # at once); a summary with the time of each step comes last and the exit status
 # is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines
+TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles
 FAIL_FAST ?=
 
 test: venv
@@ -83,6 +85,13 @@ test-integration: venv
 # (Add it to TEST_STEPS above to make it part of `make test`.)
 test-%: venv
 	$(call pytest_dir,tests/$*)
+
+# `molecule test` of every role's scenario (roles/*/molecule/default) on local-cloud machines:
+# the local cloud in HCLOUD_ENDPOINT/HCLOUD_TOKEN, or one it starts and removes. ROLES="a b" limits.
+# Not a step of `make test` (tests/roles runs the host_firewall scenario there, on the lab's cloud).
+ROLES ?=
+molecule: venv
+	$(PYTHON) tests/molecule/run.py $(ROLES)
 
 # Benchmarks are not part of `make test`: every tests/bench/*.py is run as a
 # script with the venv's Python (each prints a markdown section on stdout).
