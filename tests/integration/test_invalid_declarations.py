@@ -19,7 +19,7 @@ import requests
 import yaml
 
 from test_stack import (  # noqa: E402  pylint: disable=wrong-import-position
-    PUBLIC_KEY, converge, list_all, new_project, run_provision, server_stats,
+    PUBLIC_KEY, ROOT, converge, list_all, new_project, run_provision, server_stats,
 )
 
 BASE = {
@@ -410,6 +410,16 @@ MODULE_CASES = [
     ("pg-type", "placement_group", {"name": "m-pg", "type": "cluster"}, "type", "use one of spread"),
     ("pg-typo", "placement_group", {"name": "m-pg", "labelz": {}}, "labelz", "did you mean labels?"),
     ("info-id", "server_info", {"id": "abc"}, "id", "must be an integer"),
+    ("info-name-typo", "firewall_info", {"nmae": "inv-web"}, "nmae: unknown key", "did you mean name?"),
+    ("info-id", "floating_ip_info", {"id": "first"}, "id", "must be an integer"),
+    ("info-selector-typo", "load_balancer_info", {"label_selecter": "stack=inv"}, "label_selecter: unknown key",
+     "did you mean label_selector?"),
+    ("info-name-typo", "network_info", {"names": "inv-net"}, "names: unknown key", "did you mean name?"),
+    ("info-id-list", "placement_group_info", {"id": [1, 2]}, "id", "must be an integer"),
+    ("info-unknown", "ssh_key_info", {"fingerprint": "aa:bb"}, "fingerprint: unknown key",
+     "allowed: api_endpoint, api_token, endpoint, id, label_selector, name"),
+    ("info-unknown", "volume_info", {"server": "inv-db-1"}, "server: unknown key",
+     "allowed: api_endpoint, api_token, endpoint, id, label_selector, name"),
 ]
 
 PROVISION_CASES = [
@@ -510,6 +520,8 @@ def test_every_invalid_declaration_is_refused_with_path_and_fix_and_changes_noth
                       "ignore_errors": True})
         expected["%s %s" % (module, case_id)] = (path, fix)
     assert len(expected) == len(tasks) and len(tasks) + len(PROVISION_CASES) >= 100
+    modules = {path.stem for path in (ROOT / "plugins" / "modules").glob("*.py")} - {"stack", "__init__"}
+    assert modules - {case[1] for case in MODULE_CASES} == set(), "every per-resource module has cases"
     before_state = snapshot(localcloud, project)
     before = server_stats(localcloud)
     env = {"HCLOUD_TOKEN": project, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_PIPELINING": "True"}

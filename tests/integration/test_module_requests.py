@@ -33,6 +33,14 @@ MODULE_TASKS = [
                        "targets": [{"type": "label_selector", "label_selector": "role=web", "use_private_ip": True}]}),
     ("firewall", {"name": "req-fw", "apply_to_servers": ["req-srv"],
                   "rules": [{"protocol": "tcp", "port": "443", "source_ips": ["0.0.0.0/0"]}]}),
+    # the info modules read what they are asked for, by name (server_info used to list servers and
+    # firewalls twice)
+    ("server_info", {"name": "req-srv"}),
+    ("volume_info", {"name": "req-vol"}),
+    ("load_balancer_info", {"name": "req-lb"}),
+    ("firewall_info", {"name": "req-fw"}),
+    ("network_info", {"name": "req-net"}),
+    ("floating_ip_info", {"name": "req-ip"}),
 ]
 OTHERS = 500
 
@@ -93,3 +101,5 @@ def test_unchanged_module_runs_send_at_most_three_requests_among_500_other_resou
     assert all(cost <= 3 for cost in costs.values()), costs
     assert outcomes["rerun 4 server"]["hcloud_server"]["firewalls"] == ["req-fw"]
     assert outcomes["rerun 4 server"]["hcloud_server"]["networks"][0]["network"] == "req-net"
+    found = outcomes["rerun 9 server_info"]["hcloud_server_info"]
+    assert [s["name"] for s in found] == ["req-srv"] and found[0]["firewalls"] == ["req-fw"], found

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -202,7 +203,7 @@ def test_production_check_create_rerun_change_prune(localcloud, run_playbook):
     assert_exactly_declared(localcloud, token, stack)
 
 
-def test_minimal_scenario_converges_and_is_idempotent(localcloud, run_playbook):
+def test_minimal_scenario_converges_is_idempotent_and_powers_on_a_server_stopped_outside(localcloud, run_playbook):
     token = new_project(localcloud, "stack-minimal")
     stack = scenario("minimal")
     result, planned = run_provision(run_playbook, token, inventory="minimal", check=True)
@@ -215,6 +216,29 @@ def test_minimal_scenario_converges_and_is_idempotent(localcloud, run_playbook):
     assert_exactly_declared(localcloud, token, stack)
     result, rerun = run_provision(run_playbook, token, inventory="minimal")
     assert result.rc == 0 and rerun["changed"] is False and rerun["api_requests"] < 15
+
+    # convergence means running: a server powered off by someone else is powered on by the next run
+    stopped = list_all(localcloud, token, "servers")[0]
+    power_off(localcloud, token, stopped["id"])
+    result, repaired = run_provision(run_playbook, token, inventory="minimal")
+    assert result.rc == 0, result.output[-3000:]
+    assert repaired["changed"] is True and plan_keys(repaired) == [("update", "server", stopped["name"])]
+    assert all(s["status"] == "running" for s in list_all(localcloud, token, "servers"))
+    result, rerun = run_provision(run_playbook, token, inventory="minimal")
+    assert result.rc == 0 and rerun["changed"] is False
+
+
+def power_off(localcloud, token, server_id):
+    """POST poweroff as another client would, and wait until the server is off."""
+    headers = {"Authorization": "Bearer " + token}
+    answer = requests.post("%s/servers/%d/actions/poweroff" % (localcloud["endpoint"], server_id), headers=headers,
+                           timeout=10)
+    assert answer.status_code == 201, answer.text
+    deadline = time.monotonic() + 60
+    while requests.get("%s/servers/%d" % (localcloud["endpoint"], server_id), headers=headers,
+                       timeout=10).json()["server"]["status"] != "off":
+        assert time.monotonic() < deadline, "the server did not power off"
+        time.sleep(0.2)
 
 
 def test_expert_validation_fails_before_anything_is_created(localcloud, run_playbook):
