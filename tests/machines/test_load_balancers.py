@@ -26,6 +26,7 @@ from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
 
 if skip_reason() is None:
     from localcloud.backends.nspawn.slots import Slot, recorded_slot
+    from localcloud.testing import self_signed_certificate
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
@@ -234,30 +235,10 @@ def test_sticky_sessions_and_proxy_protocol(lc, ssh):
     assert line.startswith(f"PROXY TCP4 {controller} {ip} "), line
 
 
-def self_signed(name: str) -> tuple[str, str]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
-
-
 def test_https_service_terminates_tls_with_its_certificate(lc):
     import ssl
     cloud, api, servers = lc
-    chain, key = self_signed("shop.example.com")
+    chain, key = self_signed_certificate("shop.example.com")
     cert = api("POST", "/certificates", {"name": "shop", "type": "uploaded", "certificate": chain, "private_key": key})
     made = api("POST", "/load_balancers", {
         "name": "tls-lb", "load_balancer_type": "lb11", "location": "fsn1",
