@@ -56,16 +56,17 @@ def which(cmd: str) -> str | None:
     return None
 
 
-def run(argv, *, check=True, input=None, env=None, timeout=None, cwd=None) -> str:
-    """Run a command, return its combined output; raise CommandError on failure (if check)."""
+def run(argv, *, check=True, input=None, env=None, timeout=None, cwd=None, stderr=True) -> str:
+    """Run a command, return its output (with stderr, unless stderr=False: for output that is
+    parsed); raise CommandError on failure (if check)."""
     full_env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if env:
         full_env.update(env)
     proc = subprocess.run([str(a) for a in argv], input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=full_env, timeout=timeout,
-                          cwd=cwd)
+                          stderr=subprocess.STDOUT if stderr else subprocess.PIPE, text=True, env=full_env,
+                          timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stdout)
+        raise CommandError(argv, proc.returncode, proc.stdout + ("" if stderr else proc.stderr))
     return proc.stdout
 
 
