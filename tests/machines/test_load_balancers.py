@@ -4,8 +4,9 @@ Three servers run a web server (python3 -m http.server: / answers the hostname, 
 A load balancer made with autoscale.hetzner.load_balancer (http service, /healthz check every 3 s,
 2 retries, label selector role=web) spreads requests over the two web servers; stopping one turns
 its target unhealthy in the API within interval x retries and every request goes to the other; the
-third server given the label starts receiving requests. A second load balancer in the network with
-use_private_ip works the same over the private network, also while a Cloud Firewall closes port 80
+third server given the label starts receiving requests. A second load balancer (hetzner.hcloud's
+modules) in the network with use_private_ip works the same over the private network (spread, health,
+label changes), also while a Cloud Firewall closes port 80
 on the servers' public IPs (which the public load balancer then meets). A change reloads HAProxy
 without dropping an established download; sticky sessions and the PROXY protocol reach the targets.
 Root on Linux only.
@@ -120,24 +121,30 @@ def test_http_service_spreads_follows_health_and_labels(lc, ssh, tmp_path):
 
 def test_private_targets_and_firewalls(lc, ssh, tmp_path):
     cloud, api, servers = lc
+    # made with hetzner.hcloud's modules (the public one above with this collection's)
     playbook(cloud, tmp_path, f"""
-    - autoscale.hetzner.load_balancer:
+    - hetzner.hcloud.load_balancer:
         name: private-lb
         load_balancer_type: lb11
         location: fsn1
+    - hetzner.hcloud.load_balancer_network:
+        load_balancer: private-lb
         network: lb-net
-        services:
-          - protocol: http
-            listen_port: 80
-            destination_port: 80
-            health_check: {CHECK}
-        targets:
-          - type: label_selector
-            label_selector: role=web
-            use_private_ip: true
+    - hetzner.hcloud.load_balancer_service:
+        load_balancer: private-lb
+        protocol: http
+        listen_port: 80
+        destination_port: 80
+        health_check: {CHECK}
+    - hetzner.hcloud.load_balancer_target:
+        load_balancer: private-lb
+        type: label_selector
+        label_selector: role=web
+        use_private_ip: true
 """)
     private = lb(api, "private-lb")
     ip, private_ip = private["public_net"]["ipv4"]["ip"], private["private_net"][0]["ip"]
+    web1, spare = servers["lb-1"]["id"], servers["lb-3"]["id"]
     until(lambda: set(health(api, "private-lb").values()) == {"healthy"}, 20)
     assert set(spread(f"http://{ip}/")) == {"lb-1", "lb-2", "lb-3"}
     # the load balancer reaches its targets from its private IP, over the network
@@ -146,6 +153,22 @@ def test_private_targets_and_firewalls(lc, ssh, tmp_path):
     # a server in the network reaches the load balancer's private IP
     out = ssh.run(servers["lb-3"]["ip"], f"curl -s -m 5 http://{private_ip}/").stdout.strip()
     assert out in {"lb-1", "lb-2", "lb-3"}
+
+    # health checks over the private network: a stopped web server turns unhealthy in time
+    ssh.run(servers["lb-1"]["ip"], "systemctl stop web")
+    stopped = time.monotonic()
+    until(lambda: health(api, "private-lb")[web1] == "unhealthy", 20, interval=0.1)
+    assert time.monotonic() - stopped <= CHECK["interval"] * CHECK["retries"] + 2
+    assert set(spread(f"http://{ip}/")) == {"lb-2", "lb-3"}
+    ssh.run(servers["lb-1"]["ip"], "systemd-run --unit web-back python3 -m http.server 80 --directory /srv/www")
+    until(lambda: set(health(api, "private-lb").values()) == {"healthy"}, 20)
+    # the label selector follows a label taken away and given back
+    api("PUT", f"/servers/{spare}", {"labels": {"role": "spare"}})
+    until(lambda: spare not in health(api, "private-lb"), 20, message="the unlabelled server is still a target")
+    assert set(spread(f"http://{ip}/")) == {"lb-1", "lb-2"}
+    api("PUT", f"/servers/{spare}", {"labels": {"role": "web"}})
+    until(lambda: set(health(api, "private-lb").values()) == {"healthy"} and spare in health(api, "private-lb"), 20)
+    assert set(spread(f"http://{ip}/")) == {"lb-1", "lb-2", "lb-3"}
 
     # Cloud Firewalls do not filter private traffic: only ssh open on the public IPs
     fw = api("POST", "/firewalls", {"name": "ssh-only", "rules": [

@@ -6,7 +6,8 @@ data is there in the same place and the first server no longer has the device; a
 to 20 GB shows a 20 GB device in the running machine; deleting the server keeps the volume and its
 data. A file on a server's own disk and one on its volume survive a `serve` restart and kill -9 +
 restart (the machine boots from its kept disk, the volume is mounted again from fstab); rebuild
-gives an empty disk; deleting a volume removes its backing file. Root on Linux only.
+(hetzner.hcloud.server) gives an empty disk; deleting a server removes its disk, deleting a volume
+its backing file. Root on Linux only.
 """
 from __future__ import annotations
 
@@ -112,11 +113,12 @@ def test_volume_automount_moves_grows_and_outlives_its_server(lc, servers, ssh, 
     deleted = lc.api("DELETE", f"/servers/{b_id}")
     lc.api.wait(deleted["action"])
     assert volume(lc, "data")["server"] is None
+    assert not (lc.state / "disks" / str(b_id)).exists(), "deleting a server removes its disk"
     lc.api.wait(lc.api("POST", f"/volumes/{vid}/actions/attach", {"server": a_id, "automount": True})["action"])
     assert ssh.run(a_ip, f"cat {mnt}/data.txt").stdout.strip() == "written-on-a"
 
 
-def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc, servers, ssh):
+def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc, servers, ssh, tmp_path):
     a_id, a_ip = servers["vol-a"]
     vid = volume(lc, "data")["id"]
     mnt = f"/mnt/HC_Volume_{vid}"
@@ -128,8 +130,12 @@ def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc,
         assert out == ["on-the-root-disk", "on-the-volume", "/dev/sdb"], (how, out)
         assert lc.api("GET", f"/servers/{a_id}")["server"]["status"] == "running"
 
-    rebuilt = lc.api("POST", f"/servers/{a_id}/actions/rebuild", {"image": "debian-12"})
-    lc.api.wait(rebuilt["action"])
+    playbook(lc.cloud, tmp_path, """
+    - hetzner.hcloud.server:
+        name: vol-a
+        image: debian-12
+        state: rebuild
+""")
     ssh.wait(a_ip, timeout=120)
     after = ssh.run(a_ip, f"cat /root/marker 2>&1; test -b /dev/disk/by-id/scsi-0HC_Volume_{vid} && echo attached")
     assert "No such file" in after.stdout and "attached" in after.stdout
