@@ -126,7 +126,7 @@ def test_standby_streams_through_its_slot_and_a_rerun_keeps_it(lab, postgres):
     assert lag < 1.0
     streaming = sql(lab, PRIMARY, "select r.application_name || ' ' || r.state || ' ' || s.slot_name || ' ' || s.active "
                                   "from pg_stat_replication r join pg_replication_slots s on s.active_pid = r.pid")
-    assert streaming.split()[1:] and streaming.split()[1] == "streaming" and streaming.endswith(" t"), streaming
+    assert streaming.split()[1:] and streaming.split()[1] == "streaming" and streaming.endswith(" true"), streaming
     assert sql(lab, STANDBY, "select pg_is_in_recovery()") == "t"
     # The second run of the fixture ran on the streaming standby: same cluster, no new base backup
     # (a file put into its data directory before that run is still there), not restarted.
