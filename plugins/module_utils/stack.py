@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .api import HetznerApi, HetznerError
 from .reconcile import Context, Ref, Resolver, execute_step, jsonable
 from . import planners
+from . import pricing
 from . import validation as v
 from .specs import suggest
 
@@ -290,6 +291,10 @@ def check_declaration(params, prune=False):
                     path, key, key, ", ".join(RESERVED_LABELS)))
         v.check_labels(labels, errors, option=path)
     v.check_labels({STACK_KEY: stack_name}, errors, option="name")
+    budget = params.get("budget")
+    if budget is not None and not budget > 0:
+        errors.append("budget: %r is not a monthly amount; give the most the stack may cost per month in the "
+                      "currency of the API's prices, VAT included, e.g. 50 (or leave budget out)" % (budget,))
     # names unique per type, tiers unique
     for key in list(DECLARATION_LISTS) + ["tiers"]:
         seen = {}
@@ -682,6 +687,26 @@ def _guard_prune(result, desired, ctx, stack_name, prune_max, prune_tiers):
             result.errors.append(
                 "prune: tier %r would lose all its servers (%s); if the tier is meant to go, add it to "
                 "prune_tiers: [%s]" % (tier, ", ".join(sorted(names)), tier))
+
+
+# --------------------------------------------------------------------------- cost
+
+def read_pricing(api):
+    """The ``pricing`` object of GET /pricing (one request)."""
+    return (api.request("GET", "/pricing", doing="reading the prices (GET /pricing)") or {}).get("pricing")
+
+
+def plan_cost(stack_plan, ctx, prices, budget=None):
+    """The cost of the stack now and after ``stack_plan`` (see pricing.stack_cost). Raises
+    pricing.PricingError when /pricing lacks a price the stack needs."""
+    name = stack_plan.name
+    before = [(kind, planners.NORMALISERS[kind](obj, ctx)) for kind in KINDS for obj in ctx.all(kind)
+              if owned_by(obj, name)]
+    undeclared = set(stack_plan.undeclared)
+    after = [(plan.kind, plan.after) for plan in stack_plan.plans if plan.after]
+    after.extend((kind, planners.NORMALISERS[kind](obj, ctx)) for kind in KINDS for obj in ctx.all(kind)
+                 if (kind, obj.get("name")) in undeclared and owned_by(obj, name))
+    return pricing.stack_cost(prices, before, after, budget)
 
 
 # --------------------------------------------------------------------------- rendering
