@@ -35,7 +35,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .api import HetznerApi, HetznerError
-from .reconcile import Context, Ref, Resolver, execute_step, jsonable
+from .reconcile import Context, Ref, Resolver, Step, execute_step, jsonable
 from . import planners
 from . import pricing
 from . import validation as v
@@ -602,11 +602,12 @@ def validate_stack(stack_name, desired, ctx, errors, where=None):
 
 
 def plan_stack(stack_name, desired, ctx, prune=False, expansion=None, prune_max=None, prune_tiers=(),
-               teardown=False):
+               teardown=False, unprotect=False):
     """Plans for every declared resource, plus deletions of owned, undeclared ones when pruning.
 
     Guards of prune (not for ``teardown``, i.e. state=absent): no more deletions than ``prune_max``,
-    and no tier loses all its servers unless it is listed in ``prune_tiers``."""
+    and no tier loses all its servers unless it is listed in ``prune_tiers``. A delete-protected resource
+    stops the run, unless ``teardown`` and ``unprotect``: then its protection is removed first."""
     result = StackPlan(stack_name)
     where = expansion.where if expansion is not None else None
 
@@ -653,12 +654,23 @@ def plan_stack(stack_name, desired, ctx, prune=False, expansion=None, prune_max=
         result.undeclared = [(kind, obj["name"]) for kind, obj in undeclared]
     else:
         for kind, obj in undeclared:
-            if (obj.get("protection") or {}).get("delete"):
+            protected = bool((obj.get("protection") or {}).get("delete"))
+            if protected and teardown and not unprotect:
+                result.errors.append(
+                    "%s %r is delete-protected; nothing is deleted while it is. unprotect: true removes the "
+                    "protection first (playbooks/destroy.yml: -e unprotect=yes)" % (kind, obj["name"]))
+                continue
+            if protected and not teardown:
                 result.errors.append(
                     "%s %r is delete-protected and no longer declared; declare it with "
                     "delete_protection: false first, or remove the protection by hand" % (kind, obj["name"]))
                 continue
-            result.deletions.append(planners.plan(kind, {"name": obj["name"], "state": "absent"}, obj, ctx))
+            plan = planners.plan(kind, {"name": obj["name"], "state": "absent"}, obj, ctx)
+            if protected:
+                plan.errors = [e for e in plan.errors if "delete-protected" not in e]
+                body = {"delete": False, "rebuild": False} if kind == "server" else {"delete": False}
+                plan.phases.insert(0, [Step("action", kind, obj["id"], "change_protection", body)])
+            result.deletions.append(plan)
         if not teardown:
             _guard_prune(result, desired, ctx, stack_name, prune_max, prune_tiers)
     result.errors = _unique(result.errors)

@@ -74,10 +74,18 @@ options:
     description:
       - V(present) converges the declared topology.
       - V(absent) deletes every resource of this stack (the declaration is ignored); protected resources make the
-        task fail before anything is deleted.
+        task fail before anything is deleted, unless O(unprotect). C(playbooks/destroy.yml) wraps it with a preview
+        and a confirmation.
     type: str
     choices: [present, absent]
     default: present
+  unprotect:
+    description:
+      - With O(state=absent), remove the delete (and rebuild) protection of the stack's protected resources before
+        deleting them. Without it, any protected resource fails the task before anything is deleted.
+      - Ignored with O(state=present); protection is declared there (C(delete_protection)).
+    type: bool
+    default: false
   prune:
     description:
       - Delete resources of this stack that are no longer declared. Without it they are only reported (RV(undeclared)
@@ -816,6 +824,7 @@ def argument_spec():
         prune=dict(type="bool", default=False),
         prune_max=dict(type="int", default=5),
         prune_tiers=dict(type="list", elements="str", default=[]),
+        unprotect=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=600),
         parallelism=dict(type="int", default=10),
         timeout=dict(type="int", default=1800),
@@ -886,7 +895,8 @@ class StackRun:
             read_catalogue(self.api, ctx, missing, self.parallel)
         params = self.module.params
         stack_plan = plan_stack(self.name, expansion.desired, ctx, prune=prune, expansion=expansion,
-                                prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown)
+                                prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown,
+                                unprotect=teardown and params["unprotect"])
         return ctx, stack_plan
 
     def cloud_problems(self, expansion, known):
