@@ -59,7 +59,7 @@ def amount(value):
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0")
-    whole, _, fraction = text.partition(".")
+    whole, _dot, fraction = text.partition(".")
     return "%s.%s" % (whole, fraction.ljust(2, "0"))
 
 

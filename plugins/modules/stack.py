@@ -39,7 +39,7 @@ description:
     created, and actions still running on a resource are awaited before it is changed. A no-change run sends only
     the list requests (8) and C(GET /pricing).
   - The plan shows what the stack costs, from the API's own prices (C(GET /pricing), read alongside the lists, never
-    a price table): per resource type, type and location (servers, backups as the API's percentage surcharge on the
+    a price table), per resource type, type and location (servers, backups as the API's percentage surcharge on the
     server price, primary IPv4s and IPv6s, volumes per GB, load balancers, floating IPs), monthly and hourly, net
     and gross, now and after the plan, and the change (C(+€12.40/month)); in check mode too. See RV(cost).
   - With O(budget), a plan whose monthly cost (gross, VAT included) exceeds it fails before anything is written,
