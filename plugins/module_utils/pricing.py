@@ -15,6 +15,8 @@ module's plan and budget guard use it, and so can a filter or a status report (h
 * ``Bill``           items added up per resource type, type and location, with monthly and hourly totals
                      (net and gross) as exact decimal strings.
 * ``stack_cost``     the cost before and after a stack plan, and the change.
+* ``topology``       plain dicts (declaration keys or an inventory host's ``hcloud_*`` variables) -> the
+                     [(kind, state)] the functions above take, for a filter or report without a plan.
 
 Amounts are ``Decimal``; returned as strings with every digit the API gave (``"17.8500"``), so that a test
 or a report can add the API's prices itself and compare exactly. Volumes and floating IPs have monthly
@@ -210,6 +212,39 @@ def bill_of(resources, prices, server_location=None):
     for kind, state in resources:
         bill.add(resource_items(kind, state, prices, server_location))
     return bill
+
+
+def topology(servers=(), volumes=(), load_balancers=(), floating_ips=(), location=None):
+    """[(kind, state)] for ``stack_cost``/``bill_of`` from plain dicts: the declaration's keys (``server_type``,
+    ``location``, ``backups``, ``enable_ipv4``...) or an inventory host's (``hcloud_server_type``,
+    ``hcloud_location``, ``hcloud_ipv4``...). ``location`` is the default (the stack's). For a filter or report
+    that has no stack plan: ``stack_cost(Prices(pricing), [], topology(servers=...))``."""
+    def first(item, *keys):
+        return next((item[k] for k in keys if item.get(k) is not None), None)
+
+    result = []
+    for server in servers or []:
+        ipv4 = first(server, "enable_ipv4", "ipv4", "hcloud_ipv4")
+        ipv6 = first(server, "enable_ipv6", "ipv6", "hcloud_ipv6")
+        result.append(("server", {
+            "name": first(server, "name", "inventory_hostname", "hcloud_name"),
+            "server_type": first(server, "server_type", "hcloud_server_type"),
+            "location": first(server, "location", "hcloud_location") or location,
+            "backups": bool(first(server, "backups", "hcloud_backups")),
+            "enable_ipv4": True if ipv4 is None else bool(ipv4),
+            "enable_ipv6": True if ipv6 is None else bool(ipv6)}))
+    for volume in volumes or []:
+        result.append(("volume", {"name": volume.get("name"), "size": volume.get("size"), "server": volume.get("server"),
+                                  "location": volume.get("location") or (None if volume.get("server") else location)}))
+    for lb in load_balancers or []:
+        result.append(("load_balancer", {"name": lb.get("name"), "load_balancer_type": lb.get("load_balancer_type"),
+                                         "location": lb.get("location") or location}))
+    for fip in floating_ips or []:
+        result.append(("floating_ip", {"name": fip.get("name"), "type": fip.get("type") or "ipv4",
+                                       "server": fip.get("server"),
+                                       "home_location": fip.get("home_location") or (None if fip.get("server")
+                                                                                     else location)}))
+    return result
 
 
 def stack_cost(prices, before, after, budget=None):

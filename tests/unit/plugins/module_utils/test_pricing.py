@@ -14,6 +14,7 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.pricing import (
     amount,
     render_cost,
     stack_cost,
+    topology,
 )
 
 
@@ -93,3 +94,17 @@ def test_a_missing_price_is_an_error_naming_it(state, message):
 def test_something_else_than_pricing_is_refused():
     with pytest.raises(PricingError, match="expected the 'pricing' object"):
         Prices({"servers": []})
+
+
+def test_a_topology_of_plain_dicts_or_inventory_hosts_costs_the_same_as_normalised_states():
+    """What a filter or a status report without a stack plan uses (issue-14's monthly_cost can switch to it)."""
+    prices = Prices(PRICING)
+    plain = topology(servers=[{"name": "web-1", "server_type": "cx23"},
+                              {"hcloud_server_type": "cx23", "hcloud_location": "nbg1", "hcloud_ipv4": "198.18.0.5",
+                               "inventory_hostname": "web-2"}],
+                     volumes=[{"name": "data", "size": 10, "server": "web-1"}],
+                     load_balancers=[{"name": "lb", "load_balancer_type": "lb11"}], location="nbg1")
+    states = [("server", SERVER), ("server", dict(SERVER, name="web-2")),
+              ("volume", {"name": "data", "size": 10, "server": "web-1", "location": None}),
+              ("load_balancer", {"name": "lb", "load_balancer_type": "lb11", "location": "nbg1"})]
+    assert stack_cost(prices, [], plain) == stack_cost(prices, [], states)
