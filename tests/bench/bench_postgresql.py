@@ -74,30 +74,37 @@ def settings(lab):
     return dict(line.split("|", 1) for line in rows.splitlines())
 
 
-def pgbench(lab, args, load_out):
-    """Initialise the bench database, then one timed pgbench run; TPS and average latency in ms."""
+def pgbench(lab, args, load_out, during=None):
+    """Initialise the bench database, then one timed pgbench run (during() runs beside it); TPS and
+    average latency in ms."""
     bin_ = "$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)"
     lab.ssh(PRIMARY, f"cd /tmp && runuser -u postgres -- {bin_} -q -i -s {args.scale} bench >/dev/null 2>&1 "
                      f"&& runuser -u postgres -- psql -XAtq -c CHECKPOINT", timeout=600)
+    beside = threading.Thread(target=during, daemon=True) if during else None
+    if beside:
+        beside.start()
     out = lab.ssh(PRIMARY, f"cd /tmp && runuser -u postgres -- {bin_} -n -c {args.clients} -j {args.threads} "
                            f"-T {args.seconds} bench", timeout=args.seconds + 300).stdout
     load_out.append(os.getloadavg()[0])   # the 1-minute load average covers the run
+    if beside:
+        beside.join(timeout=60)
     tps = float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
     latency = float(re.search(r"^latency average = ([\d.]+) ms", out, re.M).group(1))
     return tps, latency
 
 
-def sample_lag(lab, stop, samples):
-    while not stop.is_set():
-        row = psql(lab, LAG_SAMPLE)
-        if row:
-            write, replay, behind = row.split("|")
-            samples.append((float(write), float(replay), float(behind)))
-        stop.wait(1)
+def sample_lag(lab, seconds, samples):
+    """pg_stat_replication once a second for `seconds`, sampled on the primary itself (one SSH
+    connection: a connection per sample would take longer than the second on a loaded host)."""
+    out = lab.ssh(PRIMARY, f"cd /tmp && end=$((SECONDS + {seconds})); while [ $SECONDS -lt $end ]; do "
+                           f"runuser -u postgres -- psql -XAtq -c {shq(LAG_SAMPLE)}; sleep 1; done",
+                  timeout=seconds + 120).stdout
+    for row in out.splitlines():
+        write, replay, behind = row.split("|")
+        samples.append((float(write), float(replay), float(behind)))
 
 
 def measure(lab, args):
-    lab.ssh(PRIMARY, "systemctl stop lab-listen-5432 2>/dev/null || true")   # nothing of the lab's on 5432
     (lab.inventory / "group_vars" / "db.yml").write_text(yaml.safe_dump({
         "postgresql_replication_password": "bench-Repl-Passw0rd"}))
     t0 = time.monotonic()
@@ -118,14 +125,8 @@ def measure(lab, args):
     restart(lab)
     sized = settings(lab)
     assert sized != defaults, "the role's sizing did not change any setting"
-    stop, samples = threading.Event(), []
-    sampler = threading.Thread(target=sample_lag, args=(lab, stop, samples), daemon=True)
-    sampler.start()
-    try:
-        sized_run = pgbench(lab, args, load)
-    finally:
-        stop.set()
-        sampler.join(timeout=30)
+    samples = []
+    sized_run = pgbench(lab, args, load, during=lambda: sample_lag(lab, args.seconds, samples))
     return {"role_seconds": role_seconds, "defaults": defaults, "sized": sized, "default_run": default_run,
             "sized_run": sized_run, "samples": samples, "load": load,
             "memory": lab.ssh(PRIMARY, "free -m | awk '/Mem:/{print $2}'").stdout.strip(),
@@ -140,7 +141,8 @@ def report(args, r):
           f"kind; playbooks/postgresql.yml set both up in {r['role_seconds']:.0f} s. pgbench on the primary "
           f"(TPC-B-like, scale {args.scale}, {args.clients} clients, {args.threads} threads, {args.seconds} s, "
           f"on the socket), each run on a freshly initialised database; host load average (1 min) at the end of "
-          f"the runs: {r['load'][0]:.1f} (defaults) and {r['load'][1]:.1f} (sizing).\n")
+          f"the runs: {r['load'][0]:.1f} (defaults) and {r['load'][1]:.1f} (sizing). The whole bench (cloud, machines, role, "
+          f"runs, teardown) took {r['total_seconds'] / 60:.1f} min.\n")
     (tps_a, lat_a), (tps_b, lat_b) = r["default_run"], r["sized_run"]
     print("| measure | Debian's defaults | the role's sizing |\n|---|---|---|")
     for name in SHOWN:
@@ -179,11 +181,13 @@ def main():
     stack["volumes"] = [v for v in stack["volumes"] if v["name"] in ("rolelab-db-1-data", "rolelab-db-2-data")]
     with tempfile.TemporaryDirectory(prefix="bench-postgresql-") as tmp:
         lab = rolelab.Lab(Path(tmp), stack=stack)
+        t0 = time.monotonic()
         try:
             lab.start()
             result = measure(lab, args)
         finally:
             lab.close()
+    result["total_seconds"] = time.monotonic() - t0
     report(args, result)
 
 
