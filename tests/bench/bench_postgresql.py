@@ -7,12 +7,13 @@ On the role lab's two database servers (cx23, Debian 12, PostgreSQL 15, data on 
 Volumes), playbooks/postgresql.yml makes db-1 the primary and db-2 its streaming standby. Then, on
 the SAME primary in the same run, pgbench (TPC-B-like, scale 10, 8 clients, 2 threads, 30 s):
 
-* (a) the anchor: Debian's defaults, i.e. the sized lines of the role's conf.d file commented out
+* in interleaved rounds (2 by default: the host's load drifts, each configuration gets its share),
+  (a) the anchor: Debian's defaults, i.e. the sized lines of the role's conf.d file commented out
   and PostgreSQL restarted (the role's other lines stay: listen addresses, WAL level, the standby's
   slot), then (b) the role's sizing, the file put back and PostgreSQL restarted;
 * each run on a freshly initialised database (pgbench -i -s 10, then CHECKPOINT), so neither
   inherits the other's bloat; TPS and average latency as pgbench reports them;
-* while (b) runs, pg_stat_replication on the primary once a second: write_lag, replay_lag and the
+* while (b) runs, pg_stat_replication on the primary about once a second: write_lag, replay_lag and the
   bytes the standby has not replayed yet (max and median over the samples).
 
 The local cloud is torn down at the end, also on failure or SIGTERM. Root on Linux only;
@@ -74,7 +75,7 @@ def settings(lab):
     return dict(line.split("|", 1) for line in rows.splitlines())
 
 
-def pgbench(lab, args, load_out, during=None):
+def pgbench(lab, args, during=None):
     """Initialise the bench database, then one timed pgbench run (during() runs beside it); TPS and
     average latency in ms."""
     bin_ = "$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)"
@@ -85,12 +86,12 @@ def pgbench(lab, args, load_out, during=None):
         beside.start()
     out = lab.ssh(PRIMARY, f"cd /tmp && runuser -u postgres -- {bin_} -n -c {args.clients} -j {args.threads} "
                            f"-T {args.seconds} bench", timeout=args.seconds + 300).stdout
-    load_out.append(os.getloadavg()[0])   # the 1-minute load average covers the run
+    load = os.getloadavg()[0]   # the 1-minute load average covers the run
     if beside:
         beside.join(timeout=60)
     tps = float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
     latency = float(re.search(r"^latency average = ([\d.]+) ms", out, re.M).group(1))
-    return tps, latency
+    return tps, latency, load
 
 
 def sample_lag(lab, seconds, samples):
@@ -114,21 +115,19 @@ def measure(lab, args):
     assert streaming == "1", f"the standby is not streaming ({streaming} streaming)"
     psql(lab, "drop database if exists bench")
     psql(lab, "create database bench")
-    load = []
-
-    lab.ssh(PRIMARY, DISABLE_SIZING)
-    restart(lab)
-    defaults = settings(lab)
-    default_run = pgbench(lab, args, load)
-
-    lab.ssh(PRIMARY, RESTORE_SIZING)
-    restart(lab)
-    sized = settings(lab)
-    assert sized != defaults, "the role's sizing did not change any setting"
-    samples = []
-    sized_run = pgbench(lab, args, load, during=lambda: sample_lag(lab, args.seconds, samples))
-    return {"role_seconds": role_seconds, "defaults": defaults, "sized": sized, "default_run": default_run,
-            "sized_run": sized_run, "samples": samples, "load": load,
+    runs = {"defaults": [], "sized": []}   # (tps, latency ms, host load average) per run
+    shown, samples = {}, []
+    # Interleaved rounds (defaults, sizing, defaults, sizing): the host's load drifts, and each
+    # configuration gets its share of it.
+    for _ in range(args.rounds):
+        for config in ("defaults", "sized"):
+            lab.ssh(PRIMARY, DISABLE_SIZING if config == "defaults" else RESTORE_SIZING)
+            restart(lab)
+            shown[config] = settings(lab)
+            during = (lambda: sample_lag(lab, args.seconds, samples)) if config == "sized" else None
+            runs[config].append(pgbench(lab, args, during))
+    assert shown["sized"] != shown["defaults"], "the role's sizing did not change any setting"
+    return {"role_seconds": role_seconds, "shown": shown, "runs": runs, "samples": samples,
             "memory": lab.ssh(PRIMARY, "free -m | awk '/Mem:/{print $2}'").stdout.strip(),
             "cpus": lab.ssh(PRIMARY, "nproc").stdout.strip()}
 
@@ -140,19 +139,29 @@ def report(args, r):
           f"PostgreSQL 15, data on its volume, a loop device on this host) streaming to a standby of the same "
           f"kind; playbooks/postgresql.yml set both up in {r['role_seconds']:.0f} s. pgbench on the primary "
           f"(TPC-B-like, scale {args.scale}, {args.clients} clients, {args.threads} threads, {args.seconds} s, "
-          f"on the socket), each run on a freshly initialised database; host load average (1 min) at the end of "
-          f"the runs: {r['load'][0]:.1f} (defaults) and {r['load'][1]:.1f} (sizing). The whole bench (cloud, machines, role, "
-          f"runs, teardown) took {r['total_seconds'] / 60:.1f} min.\n")
-    (tps_a, lat_a), (tps_b, lat_b) = r["default_run"], r["sized_run"]
+          f"on the socket), {args.rounds} interleaved rounds (defaults, sizing, ...), each run on a freshly "
+          f"initialised database. The whole bench (cloud, machines, role, runs, teardown) took "
+          f"{r['total_seconds'] / 60:.1f} min.\n")
+    runs = r["runs"]
+
+    def each(config, index, fmt):
+        return " / ".join(fmt.format(run[index]) for run in runs[config])
+
+    tps = {c: statistics.median(run[0] for run in runs[c]) for c in runs}
     print("| measure | Debian's defaults | the role's sizing |\n|---|---|---|")
     for name in SHOWN:
-        print(f"| {name} | {r['defaults'].get(name, '?')} | {r['sized'].get(name, '?')} |")
-    print(f"| **TPS** | **{tps_a:.0f}** | **{tps_b:.0f}** ({(tps_b / tps_a - 1) * 100:+.0f} %) |")
-    print(f"| average latency | {lat_a:.1f} ms | {lat_b:.1f} ms |")
+        print(f"| {name} | {r['shown']['defaults'].get(name, '?')} | {r['shown']['sized'].get(name, '?')} |")
+    print(f"| TPS, each round | {each('defaults', 0, '{:.0f}')} | {each('sized', 0, '{:.0f}')} |")
+    print(f"| **TPS, median** | **{tps['defaults']:.0f}** | **{tps['sized']:.0f}** "
+          f"({(tps['sized'] / tps['defaults'] - 1) * 100:+.0f} %) |")
+    print(f"| average latency, each round | {each('defaults', 1, '{:.1f}')} ms | {each('sized', 1, '{:.1f}')} ms |")
+    print(f"| host load average (1 min) at the end of the run | {each('defaults', 2, '{:.1f}')} | "
+          f"{each('sized', 2, '{:.1f}')} |")
     samples = r["samples"]
     if samples:
         write, replay, behind = zip(*samples)
-        print(f"\nReplication under the sized run ({len(samples)} samples of pg_stat_replication, one a second):\n")
+        print(f"\nReplication under the sized runs ({len(samples)} samples of pg_stat_replication on the primary, "
+              f"about one a second):\n")
         print("| standby lag | median | max |\n|---|---|---|")
         print(f"| write_lag | {statistics.median(write) * 1000:.1f} ms | {max(write) * 1000:.1f} ms |")
         print(f"| replay_lag | {statistics.median(replay) * 1000:.1f} ms | {max(replay) * 1000:.1f} ms |")
@@ -168,6 +177,7 @@ def main():
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     reason = rolelab.skip_reason()
     if reason:
