@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import re
 import signal
 import statistics
@@ -134,7 +135,8 @@ def measure(lab, args):
 
 def report(args, r):
     print("## PostgreSQL: pgbench with Debian's defaults vs the role's sizing, replication lag\n")
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. The primary is a cx23 local-cloud machine "
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, host {platform.system()} {platform.release()}, "
+          f"{os.cpu_count()} CPUs (shared with whatever else runs there). The primary is a cx23 local-cloud machine "
           f"(systemd-nspawn, {r['cpus']} CPUs and {r['memory']} MB as it sees them through lxcfs; Debian 12, "
           f"PostgreSQL 15, data on its volume, a loop device on this host) streaming to a standby of the same "
           f"kind; playbooks/postgresql.yml set both up in {r['role_seconds']:.0f} s. pgbench on the primary "
