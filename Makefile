@@ -18,10 +18,11 @@ PYTEST_ARGS ?=
 PYTEST_XDIST ?=
 # tests/localcloud and tests/integration run on xdist workers by default: they mostly wait on the
 # local cloud's simulated action times and on ansible-playbook subprocesses, not on the CPU, and each
-# worker starts its own local cloud (own port, own state dir under its own basetemp). worksteal
-# rebalances the long tests (the official collection, the stack scenarios) onto idle workers.
+# worker starts its own local cloud (own port, own state dir under its own basetemp). Tests marked
+# `long` are collected first, one per worker (localcloud.testing.long_tests_first), and
+# --maxschedchunk 1 hands out the rest one by one, so no worker ends the run alone with a long test.
 # PYTEST_PARALLEL="" runs them serially; PYTEST_XDIST, when given, replaces it.
-PYTEST_PARALLEL ?= -n 4 --dist worksteal
+PYTEST_PARALLEL ?= -n 4 --dist load --maxschedchunk 1
 SANITY_ARGS ?=
 
 # pytest on one directory; exit code 5 ("no tests collected") counts as success
