@@ -124,6 +124,7 @@ def provision_command(stack, inventory="production"):
             str(ROOT / "inventories" / inventory / "hosts.ini"), str(ROOT / "playbooks" / "provision.yml"), "-e", extra]
 
 
+@pytest.mark.long
 def test_killed_at_ten_random_moments_the_first_rerun_converges(localcloud, run_playbook, ansible_env):
     stack = scenario("production")
     rng = random.Random(11)
