@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 import requests
 
 from conftest import ROOT, VENV_BIN
@@ -40,6 +41,7 @@ def create_foreign_server(localcloud, token, name):
     answer.raise_for_status()
 
 
+@pytest.mark.long
 def test_destroy_asks_deletes_only_the_stack_and_stops_at_protection(localcloud, run_playbook, ansible_env):
     token = new_project(localcloud, "destroy")
     stack = scenario("minimal")
