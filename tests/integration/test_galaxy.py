@@ -45,7 +45,8 @@ DEV_ONLY = re.compile(r"^(localcloud|tests|scripts|\.ci|\.config|build|roles/[^/
                       r"|^docs/(development|localcloud|machines|benchmarks|architecture)\.md$")
 USER_FILES = ["MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
               "meta/execution-environment.yml", "requirements.txt", "plugins/inventory/hcloud.py",
-              "plugins/modules/stack.py", "playbooks/provision.yml", "bindep.txt", "docs/migrating.md", "docs/provisioning.md"]
+              "plugins/modules/stack.py", "plugins/module_utils/pricing.py", "playbooks/provision.yml",
+              "playbooks/destroy.yml", "bindep.txt", "docs/migrating.md", "docs/provisioning.md", "docs/runbook.md"]
 
 FQCN = re.compile(r"(?<![\w.])(?:group/)?([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?![\w])")
 PY_IMPORT = re.compile(r"ansible_collections\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")

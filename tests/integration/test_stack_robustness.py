@@ -355,7 +355,7 @@ def renamed_plan(run_playbook, token, declaration):
     return data["summary"]["text"]
 
 
-def test_no_change_run_is_eight_requests_and_takes_no_lock(localcloud, run_playbook):
+def test_no_change_run_is_the_eight_lists_and_the_prices_and_takes_no_lock(localcloud, run_playbook):
     token = new_project(localcloud, "no-change")
     stack = scenario("production")
     result, _created = run_provision(run_playbook, token, stack=stack)
@@ -364,5 +364,6 @@ def test_no_change_run_is_eight_requests_and_takes_no_lock(localcloud, run_playb
     result, rerun = run_provision(run_playbook, token, stack=stack)
     after = server_stats(localcloud)
     assert result.rc == 0 and rerun["changed"] is False
-    assert after["total"] - before["total"] == rerun["api_requests"] <= 8
+    assert after["total"] - before["total"] == rerun["api_requests"] <= 9  # 8 lists + GET /pricing
+    assert after["by_route"]["GET /v1/pricing"] - before["by_route"].get("GET /v1/pricing", 0) == 1
     assert writes(before, after) == {}
