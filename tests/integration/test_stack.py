@@ -71,9 +71,11 @@ def project_inventory(localcloud, token):
 
 
 def scenario(name):
-    """The hetzner_stack of inventories/<name>, as the playbook would see it."""
-    data = yaml.safe_load((ROOT / "inventories" / name / "group_vars" / "all.yml").read_text())
-    return copy.deepcopy(data["hetzner_stack"])
+    """The hetzner_stack of inventories/<name>, as the playbook would see it (templates resolved)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from scenarios import scenario as rendered  # pylint: disable=import-outside-toplevel
+    return rendered(name, admin_public_key=PUBLIC_KEY)
 
 
 def declared_names(stack):
