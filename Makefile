@@ -29,7 +29,7 @@ define pytest_dir
 	exit $$rc
 endef
 
-.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean demo demo-down
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
@@ -42,6 +42,8 @@ help:
 	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
 	@echo "make molecule          molecule test of every role's scenario on local-cloud machines (root)"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
+	@echo "make demo              site.yml on the local cloud, no token (DEMO_SCENARIO=minimal|production); keeps running"
+	@echo "make demo-down         remove every demo (machines, networks, state)"
 	@echo "make bench             run every tests/bench/*.py (BENCH=name filters, BENCH_OUT=file saves)"
 	@echo "make build             ansible-galaxy collection build into build/"
 	@echo "make clean             remove build/, tests/output/, caches (keeps .venv)"
@@ -108,6 +110,14 @@ bench: venv
 	  echo "Numbers vary with machine load; each section says how it was measured."; echo; } > "$$out"; \
 	for s in "$${scripts[@]}"; do echo "== $$s" >&2; $(PYTHON) "$$s" | tee -a "$$out"; echo | tee -a "$$out"; done; \
 	if [ -n "$(BENCH_OUT)" ]; then cp "$$out" "$(BENCH_OUT)"; echo "written to $(BENCH_OUT)" >&2; fi
+
+# site.yml for a scenario on the local cloud with machines (root, no Hetzner account): scripts/demo.py.
+DEMO_SCENARIO ?= minimal
+demo: venv
+	@$(PYTHON) scripts/demo.py up --scenario $(DEMO_SCENARIO)
+
+demo-down: venv
+	@$(PYTHON) scripts/demo.py down
 
 build: venv
 	@mkdir -p build
