@@ -33,13 +33,14 @@ endef
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
-	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
+	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity --venv --python 3.11 on a copy of the collection"
 	@echo "make test-unit         pytest tests/unit"
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
 	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
+	@echo "make test-e2e          pytest tests/e2e: site.yml end to end through make demo's script (root)"
 	@echo "make molecule          molecule test of every role's scenario on local-cloud machines (root)"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
 	@echo "make demo              site.yml on the local cloud, no token (DEMO_SCENARIO=minimal|production); keeps running"
@@ -54,7 +55,7 @@ venv:
 # Every step runs even when an earlier one fails (CI then reports all failures
 # at once); a summary with the time of each step comes last and the exit status
 # is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles
+TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e
 FAIL_FAST ?=
 
 test: venv
