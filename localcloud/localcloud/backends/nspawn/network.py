@@ -228,7 +228,10 @@ table inet {table} {{
         for line in run(["ip", "-4", "-o", "addr", "show"]).splitlines():
             parts = line.split()
             if len(parts) > 3 and not parts[1].startswith("lc"):
-                addr = ipaddress.ip_interface(parts[3])
+                try:
+                    addr = ipaddress.ip_interface(parts[3])
+                except ValueError:      # not an address line (seen while other slots change their links)
+                    continue
                 if addr.ip in net and not addr.ip.is_loopback:
                     raise BackendError(f"network range {net} holds this host's own address "
                                        f"{addr} ({parts[1]}); use another range in the local cloud")
