@@ -139,7 +139,10 @@ def write_vars(work: Path, key: Path, controller: str) -> Path:
 
 def ansible_env(work: Path, cloud: dict[str, str]) -> dict[str, str]:
     import ansible  # pylint: disable=import-outside-toplevel
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("HCLOUD_", "ANSIBLE_"))}
+    # The user's ANSIBLE_* settings stay (e.g. ANSIBLE_CALLBACKS_ENABLED), except those that would
+    # point the demo at another configuration, inventory or copy of the collection.
+    redirect = ("ANSIBLE_CONFIG", "ANSIBLE_INVENTORY", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HCLOUD_") and key not in redirect}
     env.update(cloud)
     env.update({
         "PATH": f"{BIN}:{env.get('PATH', '')}",
