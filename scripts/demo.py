@@ -14,7 +14,7 @@ with the scenario's inventory against it: the inventory plugin and the modules r
 and HCLOUD_TOKEN from the local cloud's env file. The local cloud and its machines keep running;
 a second `make demo` reuses them and changes nothing. Everything the demo needs that is not in the
 inventory goes in .demo/<scenario>/demo-vars.yml (admin key, the controller's address as the admin
-network, a known_hosts file of its own); passwords go to .demo/<scenario>/credentials.
+network, a known_hosts file of its own).
 
 Environment: DEMO_SCENARIO (minimal|production), DEMO_SSH_KEY (a private key with its .pub beside
 it), DEMO_DIR (default .demo), DEMO_ARGS (more ansible-playbook arguments, e.g. "-e web_servers=4").
@@ -129,9 +129,6 @@ def write_vars(work: Path, key: Path, controller: str) -> Path:
         "ansible_ssh_private_key_file": str(key),
         "admin_sources": [f"{controller}/32"],
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={work / 'known_hosts'}",
-        "credentials_dir": str(work / "credentials"),
-        # Grafana's APT repository is out of reach of the local cloud's machines (Debian's archive only).
-        "grafana_when_unreachable": "skip",
     }
     path.write_text(json.dumps(demo_vars, indent=1) + "\n")
     return path

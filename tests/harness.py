@@ -1,7 +1,8 @@
 # Copyright (c) 2026, autoscale.hetzner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the tests on local-cloud machines share: ansible-playbook runs read back (recap, changed
-tasks), SSH to a machine, TCP reachability from a machine or from the controller.
+tasks), SSH to a machine, TCP reachability from a machine or from the controller, HTTP from the
+controller.
 
 Used by the role lab (tests/roles/lab.py) and the end-to-end tests (tests/e2e).
 """
@@ -13,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,3 +129,12 @@ def tcp_from(source_ip: str, key: Path, ip: str, port: int, timeout: float = 3) 
     if "refused" in proc.stdout:
         return "refused"
     return "filtered"
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, dict, str]:
+    """status, headers, body of a GET from the controller (an HTTP error status is an answer too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode(errors="replace")

@@ -52,7 +52,7 @@ if str(ROOT / "tests") not in sys.path:
 
 # The parts the end-to-end tests use too.
 from harness import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-    SSH_OPTS, PlaybookRun, machines_skip_reason, ssh, tcp_from, tcp_from_controller)
+    SSH_OPTS, PlaybookRun, http_get, machines_skip_reason, ssh, tcp_from, tcp_from_controller)
 
 # The controller as the machines see it: the host side of the public bridge of the local cloud's
 # slot (198.18.0.1 in slot 0, lc-pub); Lab.controller_ip is the one of the running lab.

@@ -5,12 +5,14 @@
 
 One request crosses every tier: the load balancer (X-Forwarded-For), a web server (X-Web-Host,
 set by the web role's nginx), this app server, and PostgreSQL, where each page view is written
-as a row and read back. Python's standard library and Debian's python3-psycopg2 only.
+as a row and read back. Without DATABASE_URL (app_database: false) the visits are kept in this
+process's memory instead, and the page says so. Python's standard library and Debian's
+python3-psycopg2 only.
 
     GET /            HTML page: this visit, the path it took, the last visits
     GET /api/visit   the same as JSON (writes a row too)
     GET /api/stats   JSON without writing: visits so far, the database server, this app server
-    GET /healthz     200 when the database answers, 503 otherwise
+    GET /healthz     200 when the database answers (always without a database), 503 otherwise
 
 Environment: DATABASE_URL (libpq URL, several hosts allowed with target_session_attrs=read-write),
 LISTEN_ADDRESS, PORT.
@@ -20,11 +22,16 @@ import json
 import os
 import socket
 import threading
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import psycopg2
-
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    import psycopg2
+    DATABASE_ERRORS = (psycopg2.Error,)
+else:                                   # no database: psycopg2 is not needed
+    DATABASE_ERRORS = ()
+
 LISTEN_ADDRESS = os.environ.get("LISTEN_ADDRESS", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8080"))
 APP_HOST = socket.gethostname()
@@ -80,7 +87,32 @@ def database_info():
     return {"server": server, "version": version, "in_recovery": standby}
 
 
+class MemoryVisits:
+    """Without a database: the visits this process has seen (gone when it restarts)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rows = []
+
+    def add(self, web_host):
+        with self._lock:
+            self._rows.append({"id": len(self._rows) + 1, "at": datetime.now(timezone.utc).isoformat(),
+                               "web": web_host, "app": APP_HOST})
+            return self._rows[-1], len(self._rows), self._rows[:-6:-1]
+
+    def count(self):
+        with self._lock:
+            return len(self._rows)
+
+
+MEMORY = MemoryVisits()
+
+
 def visit(client, web_host):
+    if not DATABASE_URL:
+        row, count, recent = MEMORY.add(web_host)
+        return {"visit": row["id"], "at": row["at"], "visits": count, "client": client, "web": web_host,
+                "app": APP_HOST, "database": None, "recent": recent}
     (visit_id, at), = query("INSERT INTO visits (client, web_host, app_host) VALUES (%s, %s, %s) RETURNING id, at",
                             (client, web_host, APP_HOST))
     (count,), = query("SELECT count(*) FROM visits")
@@ -97,9 +129,8 @@ PAGE = """<!doctype html>
 <style>body{{font-family:sans-serif;max-width:46em;margin:2em auto}}td,th{{padding:.2em .8em;text-align:left}}</style>
 </head><body>
 <h1>autoscale.hetzner demo</h1>
-<p>Visit <b>#{visit}</b> of <b>{visits}</b>, written to PostgreSQL and read back.</p>
-<p>Path: client {client} &rarr; web <b>{web}</b> &rarr; app <b>{app}</b> &rarr; database <b>{server}</b>
-(PostgreSQL {version}, {role})</p>
+<p>Visit <b>#{visit}</b> of <b>{visits}</b>, {stored}.</p>
+<p>Path: client {client} &rarr; web <b>{web}</b> &rarr; app <b>{app}</b>{database}</p>
 <table><tr><th>#</th><th>at</th><th>web</th><th>app</th></tr>{rows}</table>
 </body></html>
 """
@@ -128,11 +159,16 @@ class Handler(BaseHTTPRequestHandler):
         web_host = self.headers.get("X-Web-Host", "")
         try:
             if path == "/healthz":
-                query("SELECT 1")
+                if DATABASE_URL:
+                    query("SELECT 1")
                 self.send(200, "ok\n", "text/plain")
             elif path == "/api/stats":
-                (count,), = query("SELECT count(*) FROM visits")
-                self.send(200, json.dumps({"visits": count, "app": APP_HOST, "database": database_info()}))
+                if DATABASE_URL:
+                    (count,), = query("SELECT count(*) FROM visits")
+                    stats = {"visits": count, "app": APP_HOST, "database": database_info()}
+                else:
+                    stats = {"visits": MEMORY.count(), "app": APP_HOST, "database": None}
+                self.send(200, json.dumps(stats))
             elif path == "/api/visit":
                 self.send(200, json.dumps(visit(client, web_host)))
             elif path == "/":
@@ -140,13 +176,19 @@ class Handler(BaseHTTPRequestHandler):
                 rows = "".join("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
                     r["id"], html.escape(r["at"]), html.escape(r["web"] or "-"), html.escape(r["app"])) for r in data["recent"])
                 db = data["database"]
-                self.send(200, PAGE.format(visit=data["visit"], visits=data["visits"], client=html.escape(client),
-                                           web=html.escape(web_host or "(direct)"), app=html.escape(APP_HOST),
-                                           server=html.escape(db["server"]), version=html.escape(db["version"]),
-                                           role="standby" if db["in_recovery"] else "primary", rows=rows), "text/html")
+                if db:
+                    stored = "written to PostgreSQL and read back"
+                    database = " &rarr; database <b>{}</b> (PostgreSQL {}, {})".format(
+                        html.escape(db["server"]), html.escape(db["version"]), "standby" if db["in_recovery"] else "primary")
+                else:
+                    stored = "kept in this app server's memory (no database configured)"
+                    database = ""
+                self.send(200, PAGE.format(visit=data["visit"], visits=data["visits"], stored=stored,
+                                           client=html.escape(client), web=html.escape(web_host or "(direct)"),
+                                           app=html.escape(APP_HOST), database=database, rows=rows), "text/html")
             else:
                 self.send(404, json.dumps({"error": "not found"}))
-        except psycopg2.Error as exc:
+        except DATABASE_ERRORS as exc:
             self.send(503, json.dumps({"error": "database unavailable", "detail": str(exc).strip()[:300]}))
 
 
