@@ -161,9 +161,14 @@ class Lab:
         (self.dir / "localhost.ini").write_text(
             'localhost ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
         roles_path = HERE / "roles"
+        import ansible  # pylint: disable=import-outside-toplevel
+        # This checkout's collection (the venv's site-packages links it): a copy installed in
+        # ~/.ansible/collections would otherwise shadow it, and the lab would test that copy.
+        collections_path = Path(ansible.__file__).resolve().parents[1]
         self.ansible_cfg.write_text(f"""[defaults]
 inventory = {self.inventory}
 roles_path = {roles_path}
+collections_path = {collections_path}
 forks = 20
 host_key_checking = False
 retry_files_enabled = False
