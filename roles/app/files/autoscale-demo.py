@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026, autoscale.hetzner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The demo application of autoscale.hetzner (deployed by the app role with app_source: demo).
