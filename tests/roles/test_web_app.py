@@ -3,18 +3,14 @@
 """web and app on the lab, proven from outside: a request to a web server's public IP reaches the
 app server over the private network; the app's port answers the web tier only (its own opening
 through the host firewall's contract); a second run and a check run change nothing; check mode on
-fresh hosts completes and changes nothing; TLS with the certificate of a local CA (HTTPS through to
-the app, HSTS, HTTP redirected except the load balancer's health check).
+fresh hosts completes and changes nothing.
 
 The app runs without a database here (app_database: false: the demo app keeps its visits in
 memory); PostgreSQL behind it is the postgresql role's business.
 """
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,39 +61,3 @@ def test_check_mode_on_fresh_hosts_completes_and_changes_nothing(lab, fresh, con
     assert lab.ssh(web, "command -v nginx || echo none").stdout.strip() == "none"
     assert lab.ssh(app, "test -e /etc/systemd/system/autoscale-demo.service || echo none").stdout.strip() == "none"
 
-
-def local_ca_certificate(workdir: Path, ip: str) -> tuple[Path, str, str]:
-    """A CA of our own and a certificate it signed for ip: (the CA's file, certificate PEM, key PEM)."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-subj", "/CN=rolelab test CA", "-keyout", "ca.key", "-out", "ca.crt")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={ip}",
-            "-keyout", "site.key", "-out", "site.csr")
-    (workdir / "san.ext").write_text(f"subjectAltName = IP:{ip}\nextendedKeyUsage = serverAuth\n")
-    openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "san.ext", "-out", "site.crt")
-    return workdir / "ca.crt", (workdir / "site.crt").read_text(), (workdir / "site.key").read_text()
-
-
-def test_tls_with_the_certificate_of_a_local_ca(lab, converged, tmp_path):
-    ip = lab.ip(WEB)
-    ca, certificate, key = local_ca_certificate(tmp_path, ip)
-    tls = {**VARS, "web_tls": "certificate", "web_tls_certificate": certificate, "web_tls_private_key": key}
-    try:
-        lab.playbook(PLAYBOOK, limit=WEB, extra_vars=tls).assert_ok()
-        https = http.client.HTTPSConnection(ip, 443, timeout=10, context=ssl.create_default_context(cafile=str(ca)))
-        https.request("GET", "/api/visit")
-        answer = https.getresponse()
-        visit = json.loads(answer.read())
-        assert answer.status == 200 and (visit["web"], visit["app"]) == (WEB, APP), (answer.status, visit)
-        assert answer.getheader("Strict-Transport-Security", "").startswith("max-age="), answer.getheaders()
-        plain = http.client.HTTPConnection(ip, 80, timeout=10)
-        plain.request("GET", "/api/visit")
-        answer = plain.getresponse()
-        answer.read()
-        assert answer.status in (301, 308) and answer.getheader("Location", "").startswith(f"https://{ip}/"), answer.status
-        plain.request("GET", "/healthz")                  # the load balancer's health check stays on HTTP
-        assert plain.getresponse().status == 200
-    finally:
-        lab.playbook(PLAYBOOK, limit=WEB, extra_vars=VARS).assert_ok()
