@@ -37,10 +37,17 @@ options:
     description:
       - The API token of the Hetzner Cloud project (Read access is enough).
       - May be a template, for example a vaulted variable passed with C(--extra-vars).
+      - If not set, the first of these is used, in this order
+        - the E(HCLOUD_TOKEN) environment variable,
+        - the E(HETZNER_API_TOKEN) environment variable (a C(.env) file exported with C(set -a; . ./.env)),
+        - the token of the hcloud CLI's active context in C(~/.config/hcloud/cli.toml) (or E(HCLOUD_CONFIG),
+          context E(HCLOUD_CONTEXT)), as the modules do.
+      - The token is never printed.
     type: str
-    required: true
     aliases: [token]
     env:
+      # Ansible takes the last variable that is set: HCLOUD_TOKEN wins over HETZNER_API_TOKEN.
+      - name: HETZNER_API_TOKEN
       - name: HCLOUD_TOKEN
   api_endpoint:
     description:
@@ -153,6 +160,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.autoscale.hetzner.plugins.module_utils.credentials import cli_context_token
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerApi, HetznerError, make_transport
@@ -193,6 +201,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         token = self.get_option("api_token")
         if token and "{{" in token:
             token = self.templar.template(token)
+        if not token:
+            token = cli_context_token()
         if not token:
             raise AnsibleError("autoscale.hetzner.hcloud: api_token (or HCLOUD_TOKEN) is required")
         transport = make_transport(to_native(token), self.get_option("api_endpoint"),

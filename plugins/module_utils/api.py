@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .credentials import MISSING_TOKEN
+
 try:
     from hcloud import Client, HCloudException
     HAS_HCLOUD = True
@@ -142,8 +144,7 @@ def build_client(token: str, endpoint: str | None = None, timeout: float = 30.0,
         raise HetznerError("the Python library 'hcloud' is required on the controller: "
                            "pip install hcloud (import error: %s)" % HCLOUD_IMPORT_ERROR)
     if not token:
-        raise HetznerError("api_token is empty: set api_token or the HCLOUD_TOKEN environment variable",
-                           field="api_token")
+        raise HetznerError(MISSING_TOKEN, field="api_token")
     return Client(token=token, api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"),
                   application_name=application_name, application_version=application_version,
                   timeout=timeout)

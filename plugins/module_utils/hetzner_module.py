@@ -11,6 +11,7 @@ the plan and return the resulting object, ``diff`` and the executed ``plan``.
 
 from __future__ import annotations
 
+from ansible_collections.autoscale.hetzner.plugins.module_utils.credentials import token_fallback
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from .api import HetznerApi, HetznerError, make_transport, DEFAULT_ENDPOINT
@@ -46,8 +47,8 @@ class HetznerModule(AnsibleModule):
 
 def common_argument_spec() -> dict:
     return {
-        "api_token": {"type": "str", "required": True, "no_log": True,
-                      "fallback": (env_fallback, ["HCLOUD_TOKEN"])},
+        # not required: build_client() says which sources were tried (credentials.py) when none had one
+        "api_token": {"type": "str", "no_log": True, "fallback": (token_fallback,)},
         "api_endpoint": {"type": "str", "default": DEFAULT_ENDPOINT, "aliases": ["endpoint"],
                          "fallback": (env_fallback, ["HCLOUD_ENDPOINT"])},
     }

@@ -33,6 +33,7 @@ import os
 import shlex
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
+# The directory whose ansible_collections/autoscale/hetzner links to this checkout (scripts/bootstrap.sh).
+COLLECTIONS = Path(sysconfig.get_paths()["purelib"])
 if str(ROOT / "localcloud") not in sys.path:
     sys.path.insert(0, str(ROOT / "localcloud"))
 if str(ROOT / "tests") not in sys.path:
@@ -130,7 +133,10 @@ class Lab:
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.cloud.env, "ANSIBLE_CONFIG": str(self.ansible_cfg),
                "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-        env.pop("ANSIBLE_COLLECTIONS_PATH", None)
+        # This checkout's collection (the venv's site-packages links it; the ansible package's collections
+        # are there too), and nothing else: a copy installed in ~/.ansible/collections (ansible-galaxy's
+        # default path, which ansible searches first) would otherwise shadow the roles under test.
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
         return env
 
     def _write_config(self):
