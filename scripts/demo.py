@@ -129,6 +129,8 @@ def write_vars(work: Path, key: Path, controller: str) -> Path:
         "ansible_ssh_private_key_file": str(key),
         "admin_sources": [f"{controller}/32"],
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={work / 'known_hosts'}",
+        # The generated database passwords belong to this demo (make demo-down removes them with it).
+        "credentials_dir": str(work / "credentials"),
     }
     path.write_text(json.dumps(demo_vars, indent=1) + "\n")
     return path
