@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,10 +132,11 @@ def tcp_from(source_ip: str, key: Path, ip: str, port: int, timeout: float = 3) 
     return "filtered"
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, dict, str]:
-    """status, headers, body of a GET from the controller (an HTTP error status is an answer too)."""
+def http_get(url: str, timeout: float = 10) -> tuple[int, Message, str]:
+    """status, headers, body of a GET from the controller (an HTTP error status is an answer too).
+    The headers' names are case-insensitive (a load balancer may send them in lower case)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return answer.status, dict(answer.headers), answer.read().decode()
+            return answer.status, answer.headers, answer.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
+        return exc.code, exc.headers, exc.read().decode(errors="replace")

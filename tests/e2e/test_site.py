@@ -20,6 +20,7 @@ Monitoring (issue 13) is not wired into site.yml yet: no Prometheus target is ch
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -152,18 +154,18 @@ def local_ca_certificate(workdir: Path, name: str) -> tuple[Path, str, str]:
     return workdir / "ca.crt", (workdir / "site.crt").read_text(), (workdir / "site.key").read_text()
 
 
-def https_get(ip: str, name: str, ca: Path, path: str) -> tuple[int, dict, str]:
+def https_get(ip: str, name: str, ca: Path, path: str) -> tuple[int, Message, str]:
     """GET https://name/path from ip, the certificate verified against the CA (SNI and host name: name)."""
     context = ssl.create_default_context(cafile=str(ca))
-    with socket.create_connection((ip, 443), timeout=10) as raw, context.wrap_socket(raw, server_hostname=name) as tls:
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-    status_line, *header_lines = head.split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
-    return int(status_line.split()[1]), headers, body
+    raw = socket.create_connection((ip, 443), timeout=10)
+    connection = http.client.HTTPSConnection(name, 443, timeout=10, context=context)
+    connection.sock = context.wrap_socket(raw, server_hostname=name)    # to ip, checked as name
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.headers, answer.read().decode()
+    finally:
+        connection.close()
 
 
 def visits_in_database(demo: Demo, visit_id: int) -> str:
