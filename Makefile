@@ -16,6 +16,13 @@ export PATH := $(BIN):$(PATH)
 # PYTEST_XDIST="-n auto" runs a directory in parallel (pytest-xdist).
 PYTEST_ARGS ?=
 PYTEST_XDIST ?=
+# tests/localcloud and tests/integration run on xdist workers by default: they mostly wait on the
+# local cloud's simulated action times and on ansible-playbook subprocesses, not on the CPU, and each
+# worker starts its own local cloud (own port, own state dir under its own basetemp). Tests marked
+# `long` are collected first, one per worker (localcloud.testing.long_tests_first), and
+# --maxschedchunk 1 hands out the rest one by one, so no worker ends the run alone with a long test.
+# PYTEST_PARALLEL="" runs them serially; PYTEST_XDIST, when given, replaces it.
+PYTEST_PARALLEL ?= -n 4 --dist load --maxschedchunk 1
 SANITY_ARGS ?=
 
 # pytest on one directory; exit code 5 ("no tests collected") counts as success
@@ -24,7 +31,7 @@ SANITY_ARGS ?=
 # skipped then; for `make test-<dir>` a missing directory is an error (typo).
 define pytest_dir
 	@if [ ! -d $(1) ]; then echo "$(1): no such directory"; [ "$(2)" = optional ]; exit; fi; \
-	rc=0; $(PYTHON) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS) $(1) || rc=$$?; \
+	rc=0; $(PYTHON) -m pytest $(or $(PYTEST_XDIST),$(3)) $(PYTEST_ARGS) $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "$(1): no tests collected (ok)"; rc=0; fi; \
 	exit $$rc
 endef
@@ -95,10 +102,10 @@ test-unit: venv
 	done; exit $$rc
 
 test-localcloud: venv
-	$(call pytest_dir,tests/localcloud,optional)
+	$(call pytest_dir,tests/localcloud,optional,$(PYTEST_PARALLEL))
 
 test-integration: venv
-	$(call pytest_dir,tests/integration,optional)
+	$(call pytest_dir,tests/integration,optional,$(PYTEST_PARALLEL))
 
 # Any other test directory: `make test-machines` runs pytest tests/machines.
 # (Add it to TEST_STEPS above to make it part of `make test`.)

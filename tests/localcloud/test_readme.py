@@ -42,6 +42,7 @@ def test_readme_names_the_commands_checked_here():
     assert any(c.startswith("hcloud server create") for c in commands)
 
 
+@pytest.mark.long
 def test_readme_commands_run_as_written(tmp_path):
     if not (_REPO / ".venv-ansible14" / "bin" / "ansible").exists() and not os.environ.get("CI"):
         pytest.skip(".venv-ansible14 is missing: run `make venv` (needs Python >= 3.12)")
