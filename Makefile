@@ -36,19 +36,22 @@ define pytest_dir
 	exit $$rc
 endef
 
-.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean demo demo-down
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
-	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
+	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, ansible-core 2.19 (3.11) and 2.21 (3.12)"
 	@echo "make test-unit         pytest tests/unit, on ansible-core 2.19 (.venv) and 2.21 (.venv-ansible14)"
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
 	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
+	@echo "make test-e2e          pytest tests/e2e: site.yml end to end through make demo's script (root)"
 	@echo "make molecule          molecule test of every role's scenario on local-cloud machines (root)"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
+	@echo "make demo              site.yml on the local cloud, no token (DEMO_SCENARIO=minimal|production); keeps running"
+	@echo "make demo-down         remove every demo (machines, networks, state)"
 	@echo "make bench             run every tests/bench/*.py (BENCH=name filters, BENCH_OUT=file saves)"
 	@echo "make build             ansible-galaxy collection build into build/"
 	@echo "make clean             remove build/, tests/output/, caches (keeps .venv)"
@@ -59,7 +62,7 @@ venv:
 # Every step runs even when an earlier one fails (CI then reports all failures
 # at once); a summary with the time of each step comes last and the exit status
 # is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles
+TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e
 FAIL_FAST ?=
 
 test: venv
@@ -131,6 +134,14 @@ bench: venv
 	  echo "Numbers vary with machine load; each section says how it was measured."; echo; } > "$$out"; \
 	for s in "$${scripts[@]}"; do echo "== $$s" >&2; $(PYTHON) "$$s" | tee -a "$$out"; echo | tee -a "$$out"; done; \
 	if [ -n "$(BENCH_OUT)" ]; then cp "$$out" "$(BENCH_OUT)"; echo "written to $(BENCH_OUT)" >&2; fi
+
+# site.yml for a scenario on the local cloud with machines (root, no Hetzner account): scripts/demo.py.
+DEMO_SCENARIO ?= minimal
+demo: venv
+	@$(PYTHON) scripts/demo.py up --scenario $(DEMO_SCENARIO)
+
+demo-down: venv
+	@$(PYTHON) scripts/demo.py down
 
 build: venv
 	@mkdir -p build

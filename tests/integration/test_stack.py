@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,9 +67,11 @@ def project_inventory(localcloud, token):
 
 
 def scenario(name):
-    """The hetzner_stack of inventories/<name>, as the playbook would see it."""
-    data = yaml.safe_load((ROOT / "inventories" / name / "group_vars" / "all.yml").read_text())
-    return copy.deepcopy(data["hetzner_stack"])
+    """The hetzner_stack of inventories/<name>, as the playbook would see it (templates resolved)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from scenarios import scenario as rendered  # pylint: disable=import-outside-toplevel
+    return rendered(name, admin_public_key=PUBLIC_KEY)
 
 
 def declared_names(stack):
