@@ -40,7 +40,7 @@ endef
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
-	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e"
+	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, ansible-core 2.19 (3.11) and 2.21 (3.12)"
 	@echo "make test-unit         pytest tests/unit, on ansible-core 2.19 (.venv) and 2.21 (.venv-ansible14)"
@@ -62,7 +62,10 @@ venv:
 # Every step runs even when an earlier one fails (CI then reports all failures
 # at once); a summary with the time of each step comes last and the exit status
 # is non-zero if any failed. FAIL_FAST=1 stops at the first failure.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles test-e2e
+# test-e2e (site.yml end to end on machines, four site.yml runs) is not in make test yet: its wall time
+# has not been measured inside a full fresh-machine run against the 75-min budget. Run it with
+# `make test-e2e`, or TEST_STEPS="... test-e2e".
+TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles
 FAIL_FAST ?=
 
 test: venv
