@@ -28,6 +28,7 @@ def monthly_cost(pricing, servers=None, volumes=None, load_balancers=None, float
                                                         floating_ips=floating_ips, location=location))
     except PricingError as exc:
         raise AnsibleFilterError("monthly_cost: %s" % exc) from None
+
     def cents(value):
         return "%.2f" % Decimal(value).quantize(Decimal("0.01"))
     items = [{"what": line["what"] if line["type"] in ("server", "load_balancer") else
