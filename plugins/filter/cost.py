@@ -35,7 +35,7 @@ def monthly_cost(pricing, servers=None, volumes=None, load_balancers=None, float
               "%s %s" % (line["type"].replace("_", " "), line["what"]),
               "type": line["type"], "count": line["count"],
               "net": cents(line["monthly"]["net"]), "gross": cents(line["monthly"]["gross"])}
-             for line in cost["breakdown"] if line["count"]]
+             for line in cost["breakdown"] if line["count"] and Decimal(line["monthly"]["gross"])]
     return {"currency": cost["currency"], "vat_rate": cost["vat_rate"], "net": cents(cost["monthly"]["net"]),
             "gross": cents(cost["monthly"]["gross"]), "items": items}
 
