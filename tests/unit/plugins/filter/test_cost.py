@@ -61,3 +61,9 @@ def test_what_has_no_price_is_named(servers, load_balancers, message):
 def test_the_input_must_be_the_pricing_object():
     with pytest.raises(AnsibleFilterError, match="'pricing' object of GET /pricing"):
         monthly_cost({"pricing": PRICING})
+
+
+def test_lines_that_cost_nothing_are_left_out_of_the_summary():
+    cost = monthly_cost(PRICING, servers=[{"server_type": "cx23", "location": "nbg1"}])   # IPv4 and IPv6 on
+    assert [i["what"] for i in cost["items"]] == ["cx23 in nbg1", "primary ipv4 nbg1"]
+    assert cost["net"] == "3.99"
