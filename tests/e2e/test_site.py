@@ -23,6 +23,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shlex
 import socket
 import ssl
@@ -177,6 +178,13 @@ def test_the_minimal_stack_serves_the_demo_page_through_every_tier_to_the_databa
     servers = demo.servers()
     webs = sorted(n for n in servers if "-web-" in n)
     assert webs == [f"{STACK}-web-{i}" for i in (1, 2, 3)] and DB in servers
+    # The summary's cost comes from the API's /pricing through module_utils/pricing.py (as the plan's):
+    # a line per server type and location: the three cx23 web servers (wherever they were placed),
+    # the ccx23 db server and the load balancer.
+    cost = re.search(r"Monthly cost \(the API's prices\): (\d+\.\d\d) (\w+).*", minimal.output)
+    assert cost and float(cost.group(1)) > 0, minimal.output[-3000:]
+    assert sum(int(n) for n in re.findall(r" (\d+) cx23 in \w+ \d+\.\d\d", cost.group(0))) == 3, cost.group(0)
+    assert re.search(r" 1 ccx23 in \w+ \d+\.\d\d", cost.group(0)) and " lb11 in " in cost.group(0), cost.group(0)
     # Through the load balancer: the page says where the row went, and the row is in PostgreSQL.
     lb = demo.load_balancer_ip()
     status, headers, page = http_get(f"http://{lb}/")
