@@ -105,10 +105,11 @@ class Poller(threading.Thread):
         super().__init__(daemon=True)
         self.url = url
         self.results: list[tuple[float, int, str]] = []
-        self._stop = threading.Event()
+        # not self._stop: threading.Thread has a _stop() method of its own (join() calls it)
+        self._halt = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             t = time.monotonic()
             try:
                 status, _, body = http_get(self.url + "api/visit", timeout=10)
@@ -116,10 +117,10 @@ class Poller(threading.Thread):
             except Exception as exc:  # pylint: disable=broad-except  (every failure counts)
                 status, detail = 0, repr(exc)
             self.results.append((t, status, detail))
-            self._stop.wait(0.05)
+            self._halt.wait(0.05)
 
     def stop(self) -> list[tuple[float, int, str]]:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
         return [r for r in self.results if r[1] != 200]
 
