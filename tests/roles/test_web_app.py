@@ -61,3 +61,21 @@ def test_check_mode_on_fresh_hosts_completes_and_changes_nothing(lab, fresh, con
     assert lab.ssh(web, "command -v nginx || echo none").stdout.strip() == "none"
     assert lab.ssh(app, "test -e /etc/systemd/system/autoscale-demo.service || echo none").stdout.strip() == "none"
 
+
+
+def test_the_exporter_comes_back_after_systemd_gave_up_on_it(lab, converged):
+    # Debian's package starts the exporter before the role configures it: it exits at once, and after
+    # five quick failures systemd refuses every start for StartLimitIntervalSec (10 s). A fast host runs
+    # the role's start within that window (CI did). A longer window here makes the case certain.
+    unit = "prometheus-nginx-exporter"
+    dropin = f"/etc/systemd/system/{unit}.service.d/test-start-limit.conf"
+    lab.ssh(WEB, f"mkdir -p {Path(dropin).parent} && printf '[Unit]\\nStartLimitIntervalSec=600\\n' > {dropin} && "
+                 f"systemctl daemon-reload && echo 'ARGS=\"--nginx.scrape-uri=http://127.0.0.1:1/stub_status\"' "
+                 f"> /etc/default/{unit} && systemctl restart {unit}; sleep 5")
+    try:
+        assert lab.ssh(WEB, f"systemctl is-failed {unit}", check=False).stdout.strip() == "failed"
+        # The role restores its configuration, restarts the exporter and asks it for nginx_up 1.
+        lab.playbook(PLAYBOOK, limit=f"{WEB},{APP}", extra_vars=VARS).assert_ok()
+        assert lab.ssh(WEB, f"systemctl is-active {unit}", check=False).stdout.strip() == "active"
+    finally:
+        lab.ssh(WEB, f"rm -f {dropin} && systemctl daemon-reload", check=False)
