@@ -241,7 +241,7 @@ def _cell(value):
 
 
 def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
     return lines
 
@@ -423,8 +423,8 @@ def render_dot(status):
         lines.append("  }")
     lines.extend("  " + node(r) for r in rows if id(r) not in in_tier)
     for row, kind, name, label in _edges(rows):
-        lines.append("  %s -> %s [label=%s];" % (_dot_quote(ids[(row["type"], row["name"])]), _dot_quote(ids[(kind, name)]),
-                                                  _dot_quote(label)))
+        source, target = ids[(row["type"], row["name"])], ids[(kind, name)]
+        lines.append("  %s -> %s [label=%s];" % (_dot_quote(source), _dot_quote(target), _dot_quote(label)))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -436,4 +436,3 @@ def render_markdown(status, svg=None):
     if svg:
         text += "\nRendered with Graphviz: [%s](%s) (source: the .dot file beside it).\n" % (svg, svg)
     return text
-

@@ -792,7 +792,6 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module i
 from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 from ansible_collections.autoscale.hetzner.plugins.module_utils.pricing import Prices, PricingError, render_cost, show
 from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
-    KINDS,
     REPAIR_PASSES,
     StackLock,
     apply_stack,

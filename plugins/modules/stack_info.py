@@ -108,9 +108,9 @@ in_sync:
   type: bool
 health:
   description:
-    - C(servers) (name, status, tier, healthy), C(targets) (load_balancer, target, listen_port, status, healthy: the
-      health check of each load balancer target per service), C(healthy) (all of them), C(run_in_progress) (a stack
-      run holds the lock).
+    - C(servers) (name, status, tier, healthy); C(targets) (load_balancer, target, listen_port, status, healthy), the
+      health check of each load balancer target per service; C(healthy), all of them healthy; C(run_in_progress), a
+      stack run holds the lock.
   returned: success
   type: dict
 cost:
