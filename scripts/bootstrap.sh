@@ -18,7 +18,7 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
 
 started=$SECONDS
-DEB_PACKAGES=(hcloud-cli sqlite3 openssh-client openssl git python3-venv jq)
+DEB_PACKAGES=(hcloud-cli sqlite3 openssh-client openssl git python3-venv jq graphviz)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STAMP="$VENV/.bootstrap-stamp"

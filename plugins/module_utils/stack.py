@@ -708,6 +708,24 @@ def read_pricing(api):
     return (api.request("GET", "/pricing", doing="reading the prices (GET /pricing)") or {}).get("pricing")
 
 
+def read_for_plan(api, desired, parallel=8, pricing=None, known=None):
+    """(ctx, pricing): the state (one list per resource type, except the kinds ``known`` holds already), the
+    catalogue the declaration ``desired`` still needs, and the prices (GET /pricing, read alongside the lists)
+    unless ``pricing`` is given. What the stack module and stack_info plan on."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prices = pool.submit(read_pricing, api) if pricing is None else None
+        ctx = read_state(api, [kind for kind in KINDS if known is None or kind not in known.objects], parallel)
+        if prices is not None:
+            pricing = prices.result()
+    for kind, objects in (known.objects if known is not None else {}).items():
+        if kind not in ctx.objects:
+            ctx.set_all(kind, objects)
+    missing = catalogue_needs(desired, ctx)
+    if missing:
+        read_catalogue(api, ctx, missing, parallel)
+    return ctx, pricing
+
+
 def plan_cost(stack_plan, ctx, prices, budget=None):
     """The cost of the stack now and after ``stack_plan`` (see pricing.stack_cost). Raises
     pricing.PricingError when /pricing lacks a price the stack needs."""

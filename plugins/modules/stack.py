@@ -782,7 +782,6 @@ failure:
   type: dict
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerError, make_transport
@@ -793,20 +792,17 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module i
 from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 from ansible_collections.autoscale.hetzner.plugins.module_utils.pricing import Prices, PricingError, render_cost, show
 from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
-    KINDS,
     REPAIR_PASSES,
     StackLock,
     apply_stack,
     unaffected,
-    catalogue_needs,
     check_declaration,
     expand,
     make_api,
     plan_cost,
     plan_entries,
     plan_stack,
-    read_catalogue,
-    read_pricing,
+    read_for_plan,
     read_state,
     render_plan,
     represent_all,
@@ -881,18 +877,7 @@ class StackRun:
     def read_and_plan(self, expansion, prune, teardown, known=None):
         """Read the state (the kinds ``known`` does not hold already) and plan. The first time, the prices
         (GET /pricing) are read alongside the lists."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            prices = pool.submit(read_pricing, self.api) if self.pricing is None else None
-            ctx = read_state(self.api, [kind for kind in KINDS if known is None or kind not in known.objects],
-                             self.parallel)
-            if prices is not None:
-                self.pricing = prices.result()
-        for kind, objects in (known.objects if known is not None else {}).items():
-            if kind not in ctx.objects:
-                ctx.set_all(kind, objects)
-        missing = catalogue_needs(expansion.desired, ctx)
-        if missing:
-            read_catalogue(self.api, ctx, missing, self.parallel)
+        ctx, self.pricing = read_for_plan(self.api, expansion.desired, self.parallel, self.pricing, known)
         params = self.module.params
         stack_plan = plan_stack(self.name, expansion.desired, ctx, prune=prune, expansion=expansion,
                                 prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown,

@@ -8,7 +8,9 @@ own SSH key. The tests run in order on ONE stack (four site.yml runs in all, to 
    a request to the load balancer and to every web server's public IP crosses web -> app (on the db
    server) -> PostgreSQL on the db server's volume, and the row it wrote is in the database; the
    database and the app port refuse the web tier, SSH the admins' outsiders;
-2. a second run changes nothing;
+2. a second run, through ansible-runner (ansible_runner.run, as AWX/AAP run it), changes nothing;
+   status.yml then lists every resource in its tables and diagrams (Mermaid, DOT, SVG), the cost the site.yml
+   summary printed, the load balancer's health checks of the web servers, and a server made by hand as drift;
 3. scaling: web 3 -> 4: the new server answers through the load balancer, the app server lets it
    in, the database refuses it;
 4. a change of the web role's configuration (TLS with a local CA's certificate, a response header)
@@ -20,6 +22,7 @@ Monitoring (issue 13) is not wired into site.yml yet: no Prometheus target is ch
 """
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import os
@@ -73,6 +76,33 @@ class Demo:
         print(f"\ndemo.py up {shlex.join(args)}: rc {run.rc} in {run.seconds:.0f} s")
         return run
 
+    def site_through_runner(self, extravars: dict, name: str = "runner"):
+        """site.yml through ansible_runner.run (as AWX / AAP run it), with demo.py's inventory, variables file and
+        environment (its local cloud, this checkout's collection)."""
+        import ansible_runner   # pylint: disable=import-outside-toplevel
+        demo_py = demo_script()
+        work = self.dir / "demo" / "minimal"
+        env = demo_py.ansible_env(work, demo_py.cloud_env(work / "cloud"))
+        envvars = {k: v for k, v in env.items() if k.startswith(("ANSIBLE_", "HCLOUD_")) or k in ("PATH", "HOME")}
+        envvars.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        private = self.dir / name
+        private.mkdir(exist_ok=True)
+        t0 = time.monotonic()
+        result = ansible_runner.run(private_data_dir=str(private), playbook=str(ROOT / "playbooks" / "site.yml"),
+                                    inventory=str(ROOT / "inventories" / "minimal"), extravars=extravars,
+                                    cmdline=f"-e @{work / 'demo-vars.yml'}", envvars=envvars, quiet=True, timeout=3600)
+        print(f"\nansible_runner.run site.yml: {result.status} rc {result.rc} in {time.monotonic() - t0:.0f} s")
+        return result
+
+    def playbook(self, playbook: str, *args: str) -> subprocess.CompletedProcess:
+        """Another playbook of the collection on the demo's stack, as its users run it (JSON callback)."""
+        demo_py = demo_script()
+        work = self.dir / "demo" / "minimal"
+        env = dict(demo_py.ansible_env(work, demo_py.cloud_env(work / "cloud")), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+        return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ROOT / "inventories" / "minimal"),
+                               str(ROOT / "playbooks" / playbook), "-e", f"@{work / 'demo-vars.yml'}", *args],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+
     def down(self):
         subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "down"], env=self.env, cwd=ROOT,
                        capture_output=True, text=True, timeout=900, check=False)
@@ -96,6 +126,15 @@ class Demo:
 
     def tcp(self, source: str, ip: str, port: int) -> str:
         return tcp_from(self.servers()[source], self.key, ip, port)
+
+
+def demo_script():
+    """scripts/demo.py as a module (its environment and local-cloud helpers)."""
+    import importlib.util   # pylint: disable=import-outside-toplevel
+    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class Poller(threading.Thread):
@@ -210,10 +249,53 @@ def test_the_minimal_stack_serves_the_demo_page_through_every_tier_to_the_databa
     assert "Database: PostgreSQL" in minimal.output
 
 
-def test_a_second_run_changes_nothing(demo, minimal):
-    run = demo.up(*WITH_LB)
-    run.assert_unchanged()
-    assert "changed=0 on every host" in run.output
+def test_a_second_run_through_ansible_runner_changes_nothing(demo, minimal):
+    # the second site.yml run goes through ansible-runner (issue 15: site.yml runs once through ansible-runner)
+    run = demo.site_through_runner({"web_load_balancer": True})
+    output = run.stdout.read()
+    assert (run.status, run.rc) == ("successful", 0), output[-3000:]
+    servers = set(demo.servers())
+    assert servers <= set(run.stats["ok"]), run.stats
+    changed = {host: n for host, n in run.stats["changed"].items() if host != "localhost"}
+    assert not changed, (changed, [e["event_data"].get("task") for e in run.events
+                                   if e["event"] == "runner_on_ok" and e["event_data"]["res"].get("changed")])
+
+
+def test_status_lists_every_resource_its_cost_health_and_a_server_made_by_hand(demo, minimal, tmp_path):
+    from hcloud.images import Image                 # pylint: disable=import-outside-toplevel
+    from hcloud.locations import Location           # pylint: disable=import-outside-toplevel
+    from hcloud.server_types import ServerType      # pylint: disable=import-outside-toplevel
+    api = demo.api()
+    hand = api.servers.create(name="made-by-hand", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
+                              location=Location(name="nbg1")).server
+    try:
+        run = demo.playbook("status.yml", "-e", "web_load_balancer=true", "-e", f"status_dir={tmp_path}")
+    finally:
+        api.servers.delete(hand)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    tasks = {t["task"]["name"]: t["hosts"]["localhost"] for play in json.loads(run.stdout)["plays"] for t in play["tasks"]}
+    info = tasks["Read the stack, its cost, drift and health (reads only)"]
+    assert info["drift"]["outside"] == [{"type": "server", "name": "made-by-hand"}], info["drift"]
+    assert info["in_sync"], info["drift"]
+    # health from the load balancer's own checks of the real web servers, and every server running
+    assert {t["target"] for t in info["health"]["targets"] if t["healthy"]} == {f"{STACK}-web-{i}" for i in (1, 2, 3)}
+    assert info["health"]["healthy"] and len(info["health"]["servers"]) == 4
+    # the cost is the site.yml summary's (both from /pricing through module_utils/pricing.py)
+    summary = re.search(r"Monthly cost \(the API's prices\): (\d+\.\d\d) (\w+)", minimal.output)
+    assert "%.2f" % float(info["cost"]["monthly"]["gross"]) == summary.group(1), (info["cost"], summary.group(0))
+    shown = "\n".join(tasks["Show the status"]["msg"])
+    assert "## Servers" in shown and "## Load balancers" in shown and "| made-by-hand |" in shown
+    # the report's diagram lists every resource of the project (Mermaid, DOT and the SVG Graphviz rendered)
+    report = (tmp_path / "status.md").read_text()
+    diagrams = {"mermaid": report.split("```mermaid", 1)[1], "dot": (tmp_path / "status.dot").read_text(),
+                "svg": html.unescape((tmp_path / "status.svg").read_text())}
+    names = [r.name for r in api.servers.get_all()] + [r.name for r in api.networks.get_all()] + \
+        [r.name for r in api.volumes.get_all()] + [r.name for r in api.load_balancers.get_all()] + \
+        [r.name for r in api.firewalls.get_all()] + [r.name for r in api.ssh_keys.get_all()] + ["made-by-hand"]
+    assert len(names) >= 10
+    for name in names:
+        for kind, text in diagrams.items():
+            assert name in text, (name, kind)
 
 
 def test_scaling_the_web_tier_from_3_to_4(demo, minimal):

@@ -1,0 +1,122 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/status.yml on the local cloud (no machines): tables with state and cost, drift (a server created
+outside the stack, a missing, a changed and an undeclared resource), health, and the report with a diagram of
+every resource (Markdown + Mermaid, Graphviz DOT and SVG)."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import re
+import shutil
+from decimal import Decimal
+
+import pytest
+import requests
+
+from conftest import ROOT
+from test_cost import expected_cost, get_pricing
+from test_destroy import create_foreign_server
+from test_stack import PUBLIC_KEY, admin_url, converge, list_all, new_project, power_off, server_stats
+
+KIND_PATHS = ["servers", "networks", "volumes", "load_balancers", "firewalls", "floating_ips", "placement_groups",
+              "ssh_keys"]
+
+
+def minimal_with_load_balancer():
+    import sys  # pylint: disable=import-outside-toplevel
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from scenarios import scenario  # pylint: disable=import-outside-toplevel
+    return scenario("minimal", admin_public_key=PUBLIC_KEY, web_load_balancer=True)
+
+
+def status(run_playbook, token, stack, report_dir, *extra):
+    """status.yml with the JSON callback: (PlaybookResult, stack_info result, the report's files)."""
+    extra_vars = {"admin_public_key": PUBLIC_KEY, "hetzner_stack": stack, "status_dir": str(report_dir)}
+    for item in extra:
+        extra_vars.update(item)
+    result = run_playbook(str(ROOT / "playbooks" / "status.yml"), extra_vars=extra_vars,
+                          args=["-i", str(ROOT / "inventories" / "minimal" / "hosts.ini")],
+                          env={"HCLOUD_TOKEN": token, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    data = json.loads(result.stdout)
+    tasks = {t["task"]["name"]: t["hosts"]["localhost"] for play in data["plays"] for t in play["tasks"]}
+    return result, tasks.get("Read the stack, its cost, drift and health (reads only)"), tasks
+
+
+def names_in_project(localcloud, token):
+    return {path: [o["name"] for o in list_all(localcloud, token, path)] for path in KIND_PATHS}
+
+
+@pytest.mark.long
+def test_status_tables_cost_drift_health_and_diagram(localcloud, run_playbook, tmp_path):
+    token = new_project(localcloud, "status")
+    stack = minimal_with_load_balancer()
+    converge(run_playbook, token, inventory="minimal", stack=stack)
+    create_foreign_server(localcloud, token, "made-by-hand")
+
+    # in sync apart from the server made by hand: every resource in the tables and the diagram, the cost from /pricing
+    requests.delete(admin_url(localcloud, "/_localcloud/stats"), timeout=10).raise_for_status()
+    run, info, tasks = status(run_playbook, token, stack, tmp_path / "first")
+    assert run.rc == 0, run.output[-3000:]
+    assert all(route.startswith("GET ") for route in server_stats(localcloud)["by_route"])   # reads only
+    assert info["in_sync"] is True
+    assert info["drift"]["outside"] == [{"type": "server", "name": "made-by-hand"}]
+    assert not info["drift"]["missing"] and not info["drift"]["changed"] and not info["drift"]["undeclared"]
+    gross, net = expected_cost(get_pricing(localcloud, token), stack)
+    assert Decimal(info["cost"]["monthly"]["gross"]) == gross and Decimal(info["cost"]["monthly"]["net"]) == net
+    assert Decimal(info["cost"]["declared"]["gross"]) == gross
+    hand = next(r for r in info["resources"] if r["name"] == "made-by-hand")
+    cx23 = expected_cost(get_pricing(localcloud, token),
+                         {"location": "nbg1", "tiers": [{"server_type": "cx23", "servers": [{"name": "x"}]}]})[0]
+    assert Decimal(hand["monthly"]["gross"]) == cx23 == Decimal(info["cost"]["outside"]["gross"])
+    assert info["health"]["healthy"] and len(info["health"]["servers"]) == 4
+    assert {t["target"] for t in info["health"]["targets"]} == {"autoscale-min-web-1", "autoscale-min-web-2",
+                                                                 "autoscale-min-web-3"}
+    shown = "\n".join(tasks["Show the status"]["msg"])
+    assert "## Servers" in shown and "## Load balancers" in shown and "## Drift" in shown and "## Health" in shown
+    assert re.search(r"\| made-by-hand \| \d+ \| running \| cx23 in nbg1.* \| outside \|", shown), shown
+    assert "Monthly cost now: \u20ac%s" % gross.quantize(Decimal("0.01")) in shown
+
+    report = (tmp_path / "first" / "status.md").read_text()
+    dot = (tmp_path / "first" / "status.dot").read_text()
+    assert shutil.which("dot"), "Graphviz: scripts/bootstrap.sh installs it"
+    svg = html.unescape((tmp_path / "first" / "status.svg").read_text())   # Graphviz writes - as &#45;
+    mermaid = report.split("```mermaid", 1)[1]
+    for path, names in names_in_project(localcloud, token).items():
+        for name in names:
+            for text, where in ((mermaid, "mermaid"), (dot, "dot"), (svg, "svg"), (report.split("## Diagram")[0], "tables")):
+                assert name in text, (path, name, where)
+    assert re.search(r'"server__autoscale_min_web_1" -> "network__autoscale_min_network"', dot)
+    assert re.search(r'"load_balancer__autoscale_min_web_lb" -> "server__autoscale_min_web_2"', dot)
+    assert 'subgraph "cluster_tier_web"' in dot and "subgraph tier_db" in mermaid
+
+    # drift against a changed declaration: a server declared but missing, a changed server type, a volume no
+    # longer declared; a server switched off is unhealthy
+    changed = copy.deepcopy(stack)
+    web = next(t for t in changed["tiers"] if t["name"] == "web")
+    web["servers"].append({"name": "autoscale-min-web-4", "ip": "10.0.1.14"})
+    db = next(t for t in changed["tiers"] if t["name"] == "db")
+    db["server_type"] = "ccx33"
+    volume = changed.pop("volumes")[0]["name"]
+    off = next(s for s in list_all(localcloud, token, "servers") if s["name"] == "autoscale-min-web-2")
+    power_off(localcloud, token, off["id"])
+    run, info, tasks = status(run_playbook, token, changed, tmp_path / "second", {"status_fail_on_drift": True})
+    assert run.rc != 0
+    assert info["in_sync"] is False
+    assert info["drift"]["missing"] == [{"type": "server", "name": "autoscale-min-web-4"}]
+    assert info["drift"]["changed"] == [   # servers are declared running: one switched off is drift too
+        {"type": "server", "name": "autoscale-min-db-1", "changes": {"server_type": {"before": "ccx23", "after": "ccx33"}}},
+        {"type": "server", "name": "autoscale-min-web-2", "changes": {"status": {"before": "off", "after": "running"}}}]
+    assert info["drift"]["undeclared"] == [{"type": "volume", "name": volume}]
+    assert info["drift"]["outside"] == [{"type": "server", "name": "made-by-hand"}]
+    assert Decimal(info["cost"]["declared"]["gross"]) > Decimal(info["cost"]["monthly"]["gross"]) == gross
+    assert info["health"]["healthy"] is False
+    assert {"name": "autoscale-min-web-2", "status": "off", "healthy": False, "tier": "web"} in info["health"]["servers"]
+    failed = tasks["Fail on drift or bad health (status_fail_on_drift=true)"]
+    assert "drift: missing, changed, undeclared, outside" in failed["msg"] and "unhealthy" in failed["msg"]
+    report = (tmp_path / "second" / "status.md").read_text()   # written before failing
+    assert "autoscale-min-web-4" in report and "server_type ccx23 -> ccx33" in report
+    assert "| autoscale-min-web-2 |" in report and "| off | PROBLEM |" in report
