@@ -180,7 +180,13 @@ class Lab:
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.cloud.env, "ANSIBLE_CONFIG": str(self.ansible_cfg),
                "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-        env.pop("ANSIBLE_COLLECTIONS_PATH", None)
+        # This worktree's collection (the venv links it next to the ones the ansible package brings),
+        # first: a copy installed by hand in ~/.ansible/collections must not shadow it.
+        site = next((p for p in sys.path if p.endswith("site-packages") and (Path(p) / "ansible_collections").is_dir()), None)
+        if site:
+            env["ANSIBLE_COLLECTIONS_PATH"] = site
+        else:
+            env.pop("ANSIBLE_COLLECTIONS_PATH", None)
         return env
 
     def _write_config(self):

@@ -1,0 +1,137 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The monitoring stack, proven from outside on the role lab: Prometheus scrapes every exporter
+(its API says `up`), a server powered off through the API fires HostDown in Alertmanager, which
+posts it to a webhook on the controller in time and posts the resolution after power-on; the
+exporter ports are refused from the other tiers and closed to the internet; a second run changes
+nothing; a check run on a fresh host completes; bad input is refused before any change."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
+from lab import ROOT
+from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
+from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, SCRAPE
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+# Every role of playbooks/monitoring.yml on one host (a fresh server: check mode, bad input).
+ON_ONE_HOST = {"monitoring_exporter_hosts": "all", "monitoring_group": "all"}
+CONVERGED = ["rolelab-web-1", "rolelab-web-2", "rolelab-app-1", "rolelab-db-1", MON]
+
+
+def seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def wait_until_all_up(monitored, expected: set[tuple[str, str]], timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while True:
+        targets = monitored.targets()
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t for t in targets}
+        down = {k: (t["health"], t.get("lastError")) for k, t in seen.items() if t["health"] != "up"}
+        if expected <= set(seen) and not down:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"missing: {sorted(expected - set(seen))}; not up: {down}")
+        time.sleep(2)
+
+
+def test_prometheus_reports_every_target_up(lab, monitored):
+    expected = {("node", h) for h in CONVERGED} | {("prometheus", MON), ("alertmanager", MON)}
+    seen = wait_until_all_up(monitored, expected)
+    assert set(seen) == expected, f"unexpected targets: {sorted(set(seen) - expected)}"
+    # Scraped over the private network, as the inventory says.
+    for (job, host), target in seen.items():
+        assert target["labels"].get("tier") or job == "prometheus"
+        assert target["scrapeUrl"].split("//")[1].startswith(lab.hosts[host].private_ip + ":"), target["scrapeUrl"]
+    # The textfile collectors report: fail2ban bans per jail on every host, updates by origin.
+    jails = {(r["metric"]["instance"], r["metric"]["jail"]) for r in monitored.query("fail2ban_jail_banned_current")}
+    assert {(h, "sshd") for h in CONVERGED} <= jails, jails
+    apt = {r["metric"]["instance"] for r in monitored.query("apt_upgrades_pending")}
+    assert apt == set(CONVERGED), apt
+    print(f"\n{len(seen)} targets up: " + ", ".join(f"{j}/{h}" for j, h in sorted(seen)))
+
+
+def test_a_second_run_changes_nothing(monitored):
+    monitored.second.assert_unchanged()
+    print(f"\nmonitoring.yml on {len(CONVERGED)} hosts: first run {monitored.first.seconds:.0f} s, "
+          f"second (no change) {monitored.second.seconds:.0f} s")
+
+
+def test_exporter_ports_refused_from_other_tiers_and_closed_to_the_internet(lab, monitored, fresh):
+    web, app, db = "rolelab-web-1", "rolelab-app-1", "rolelab-db-1"
+    private = {h: lab.hosts[h].private_ip for h in CONVERGED}
+    matrix = [  # (from, address, port, expected)
+        (MON, private[db], 9100, "open"),            # the monitoring host scrapes
+        (MON, private[web], 9100, "open"),
+        (web, private[db], 9100, "refused"),
+        (web, private[app], 9100, "refused"),
+        (app, private[db], 9100, "refused"),
+        (app, private[MON], 9093, "refused"),        # Alertmanager
+        (web, private[MON], 9090, "refused"),        # Prometheus
+        (None, lab.ip(db), 9100, None),              # the controller, a public address
+        (None, lab.ip(MON), 9090, None),
+        (fresh[0].name, lab.ip(web), 9100, None),    # another server's public IP
+        (fresh[0].name, private[web], 9100, "refused"),   # a server of no tier, in the network
+    ]
+    rows, wrong = [], []
+    for source, address, port, expected in matrix:
+        got = lab.tcp(source, address, port)
+        ok = got == expected if expected else got != "open"
+        rows.append(f"{source or 'controller':18} -> {address:>12}:{port:<5} {got:9} {'ok' if ok else 'WRONG'}")
+        if not ok:
+            wrong.append(rows[-1])
+    print("\nexporter ports:\n" + "\n".join(rows))
+    assert not wrong, wrong
+
+
+def test_powering_a_server_off_fires_host_down_at_the_webhook_and_power_on_resolves_it(lab, monitored):
+    target = "rolelab-app-1"
+    wait_until_all_up(monitored, {("node", target)})
+    server = lab.api().servers.get_by_name(target)
+    budget = seconds(HOST_DOWN_FOR) + seconds(SCRAPE) + 30     # the rule's for + a scrape interval + 30 s
+    t0 = time.monotonic()
+    lab.api().servers.power_off(server).wait_until_finished(max_retries=600)
+    try:
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="HostDown", instance=target)
+        assert fired is not None, f"HostDown for {target} not posted within {budget + 30} s: {monitored.webhook.alerts(t0)}"
+        fired_after = fired[0] - t0
+        assert fired_after <= budget, f"HostDown posted after {fired_after:.0f} s (budget {budget} s)"
+        assert fired[1]["labels"]["severity"] == "critical" and fired[1]["labels"]["tier"] == "app"
+    finally:
+        t1 = time.monotonic()
+        lab.api().servers.power_on(server).wait_until_finished(max_retries=600)
+        lab.wait_for_ssh([target])
+    resolved = monitored.webhook.wait_for("resolved", t1, 180, alertname="HostDown", instance=target)
+    assert resolved is not None, f"HostDown for {target} not resolved within 180 s of power-on"
+    # Nothing else of that host reached the receiver while it was down (HostDown inhibits it).
+    others = {a["labels"]["alertname"] for t, a in monitored.webhook.alerts(t0)
+              if a["labels"].get("instance") == target and a["labels"]["alertname"] != "HostDown"}
+    assert not others, others
+    print(f"\nHostDown for {target}: posted {fired_after:.1f} s after power-off (budget: for {HOST_DOWN_FOR} + scrape "
+          f"{SCRAPE} + 30 s = {budget} s; evaluation every {EVALUATION}); resolved {resolved[0] - t1:.1f} s after power-on")
+
+
+def test_check_mode_on_a_fresh_host_completes_and_reports_changes(lab, fresh):
+    run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit=fresh[0].name, check=True,
+                       extra_vars=ON_ONE_HOST).assert_ok()
+    assert run.recap[fresh[0].name]["changed"] > 0
+    installed = lab.ssh(fresh[0].name, "dpkg-query -W -f='${Status}' prometheus prometheus-node-exporter 2>&1 || true").stdout
+    assert "install ok installed" not in installed, installed
+
+
+def test_bad_input_is_refused_before_anything_changes(lab, fresh):
+    host = fresh[1].name
+    run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit=host, extra_vars={**ON_ONE_HOST,
+        "prometheus_alert_host_down_for": "two minutes", "prometheus_availability_slo": 99.9,
+        "prometheus_blackbox_targets": ["lb.example.com"], "alertmanager_route": {"receiver": "pager"},
+        "node_exporter_listen_ip": "192.0.2.1"})
+    assert run.rc != 0
+    for needle in ("prometheus_alert_host_down_for", "prometheus_availability_slo: 99.9", "prometheus_blackbox_targets",
+                   "alertmanager_route", "node_exporter_listen_ip: 192.0.2.1 is not an address of this host"):
+        assert needle in run.output, f"{needle!r} not in the output:\n{run.tail(40)}"
+    assert run.recap[host]["changed"] == 0
+    assert lab.ssh(host, "test -e /etc/prometheus", check=False).returncode != 0
