@@ -71,8 +71,9 @@ class Webhook:
         self.server.shutdown()
 
 
-def monitoring_vars(webhook_url: str) -> dict:
+def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
     return {
+        "prometheus_blackbox_targets": probe_urls,
         # Every lab host but the fresh ones (which no role converges).
         "monitoring_exporter_hosts": "hcloud:!fresh",
         "prometheus_node_exporter_hosts": "{{ groups['hcloud'] | difference(groups['fresh'] | default([])) }}",
@@ -85,6 +86,19 @@ def monitoring_vars(webhook_url: str) -> dict:
         "alertmanager_route": {"receiver": "lab-webhook", "group_by": ["alertname", "instance"],
                                "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"},
     }
+
+
+def load_balancer_url(lab) -> str:
+    lb = lab.api().load_balancers.get_by_name("rolelab-lb")
+    return f"http://{lb.public_net.ipv4.ip}/"
+
+
+def serve_http_on_the_web_tier(lab):
+    """A stand-in for the web role (issue 14): an HTTP server on port 80 of every web host, which the
+    load balancer's health check and the blackbox probe reach."""
+    for host in ("rolelab-web-1", "rolelab-web-2"):
+        lab.ssh(host, "systemctl is-active -q lab-web || { mkdir -p /srv/lab-web && echo ok > /srv/lab-web/index.html && "
+                      "systemd-run --unit=lab-web -p Restart=always python3 -m http.server 80 --directory /srv/lab-web; }")
 
 
 class Monitoring:
@@ -113,7 +127,8 @@ class Monitoring:
 def monitored(lab, hardened):
     def converge():
         webhook = lab.once("monitoring-webhook", Webhook)
-        variables = monitoring_vars(webhook.url)
+        serve_http_on_the_web_tier(lab)
+        variables = monitoring_vars(webhook.url, [load_balancer_url(lab)])
         monitoring = Monitoring(lab, webhook, variables, None, None)
         monitoring.first = monitoring.playbook().assert_ok()
         monitoring.second = monitoring.playbook()

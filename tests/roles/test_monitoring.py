@@ -7,7 +7,10 @@ exporter ports are refused from the other tiers and closed to the internet; a se
 nothing; a check run on a fresh host completes; bad input is refused before any change."""
 from __future__ import annotations
 
+import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +19,11 @@ from lab import ROOT
 from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
 from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, SCRAPE
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "monitoring"))   # dashboards.py
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 # Every role of playbooks/monitoring.yml on one host (a fresh server: check mode, bad input).
-ON_ONE_HOST = {"monitoring_exporter_hosts": "all", "monitoring_group": "all"}
+ON_ONE_HOST = {"monitoring_exporter_hosts": "all", "monitoring_group": "all",
+               "grafana_when_unreachable": "skip", "grafana_admin_password": "lab-grafana-Passw0rd"}
 CONVERGED = ["rolelab-web-1", "rolelab-web-2", "rolelab-app-1", "rolelab-db-1", MON]
 
 
@@ -40,11 +45,21 @@ def wait_until_all_up(monitored, expected: set[tuple[str, str]], timeout: float 
 
 
 def test_prometheus_reports_every_target_up(lab, monitored):
-    expected = {("node", h) for h in CONVERGED} | {("prometheus", MON), ("alertmanager", MON)}
+    lb_url = monitored.vars["prometheus_blackbox_targets"][0]
+    expected = ({("node", h) for h in CONVERGED} | {("prometheus", MON), ("alertmanager", MON)}
+                | {("blackbox", lb_url)})
     seen = wait_until_all_up(monitored, expected)
     assert set(seen) == expected, f"unexpected targets: {sorted(set(seen) - expected)}"
+    # The blackbox probe of the load balancer's public URL succeeds (through the LB to the web tier).
+    deadline = time.monotonic() + 60
+    while (probe := monitored.query(f'probe_success{{instance="{lb_url}"}}')) and probe[0]["value"][1] != "1":
+        assert time.monotonic() < deadline, f"the probe of {lb_url} fails: {probe}"
+        time.sleep(2)
+    assert probe and probe[0]["value"][1] == "1", probe
     # Scraped over the private network, as the inventory says.
     for (job, host), target in seen.items():
+        if job == "blackbox":
+            continue
         assert target["labels"].get("tier") or job == "prometheus"
         assert target["scrapeUrl"].split("//")[1].startswith(lab.hosts[host].private_ip + ":"), target["scrapeUrl"]
     # The textfile collectors report: fail2ban bans per jail on every host, updates by origin.
@@ -135,3 +150,56 @@ def test_bad_input_is_refused_before_anything_changes(lab, fresh):
         assert needle in run.output, f"{needle!r} not in the output:\n{run.tail(40)}"
     assert run.recap[host]["changed"] == 0
     assert lab.ssh(host, "test -e /etc/prometheus", check=False).returncode != 0
+
+
+def test_filling_a_volume_above_the_threshold_fires_the_disk_alert(lab, monitored):
+    volume = lab.api().volumes.get_by_name("rolelab-mon-vol")
+    mount = lab.ssh(MON, f"findmnt -n -o TARGET -S /dev/disk/by-id/scsi-0HC_Volume_{volume.id} || "
+                         f"findmnt -n -o TARGET /mnt/HC_Volume_{volume.id}", check=False).stdout.strip()
+    assert mount, f"the volume {volume.id} is not mounted on {MON}"
+    series = f'node_filesystem_avail_bytes{{instance="{MON}", mountpoint="{mount}"}}'
+    deadline = time.monotonic() + 60
+    while not monitored.query(series):
+        assert time.monotonic() < deadline, f"node_exporter does not report {mount}"
+        time.sleep(2)
+    # Allocated, not written: the loop device's sparse file on the host stays small.
+    fill = f"{mount}/lab-fill"
+    t0 = time.monotonic()
+    lab.ssh(MON, f"size=$(df -B1 --output=size {mount} | tail -1); avail=$(df -B1 --output=avail {mount} | tail -1); "
+                 f"fallocate -l $(( avail - size / 20 )) {fill}; df -h {mount}")
+    try:
+        budget = seconds(DISK_FOR) + seconds(SCRAPE) + 30
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="HostDiskAlmostFull", instance=MON,
+                                           mountpoint=mount)
+        assert fired is not None, f"HostDiskAlmostFull not posted within {budget + 30} s: {monitored.webhook.alerts(t0)}"
+        fired_after = fired[0] - t0
+    finally:
+        t1 = time.monotonic()
+        lab.ssh(MON, f"rm -f {fill}")
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="HostDiskAlmostFull", instance=MON)
+    assert resolved is not None, "HostDiskAlmostFull not resolved within 120 s of freeing the space"
+    assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
+    print(f"\nHostDiskAlmostFull for {mount} (95 % used): posted {fired_after:.1f} s after the fill, "
+          f"resolved {resolved[0] - t1:.1f} s after freeing it")
+
+
+def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
+    from dashboards import fill, label_of, load, names, queries, variables   # tests/unit/monitoring
+    empty, asked = [], 0
+    for name in names():
+        dashboard = load(name)
+        values = {}
+        for var in variables(dashboard):
+            if var["type"] == "constant":
+                values[var["name"]] = var["query"]
+                continue
+            selector, label = label_of(var["query"]["query"])
+            found = sorted({s[label] for s in monitored.api("/api/v1/series", **{"match[]": selector})["data"] if label in s})
+            assert found, f"{name}: the variable {var['name']} has no values ({selector})"
+            values[var["name"]] = "|".join(re.escape(v) for v in found)     # "All", as Grafana sends it
+        for title, expr in queries(dashboard):
+            asked += 1
+            if not monitored.query(fill(expr, values)):
+                empty.append(f"{name} / {title}: {fill(expr, values)}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+    print(f"\n{asked} panel queries of {len(names())} dashboards, each with data")
