@@ -72,6 +72,8 @@ def test_prometheus_reports_every_target_up(lab, monitored):
 
 def test_a_second_run_changes_nothing(monitored):
     monitored.second.assert_unchanged()
+    # Grafana's repository is out of the lab's reach: the role said so and skipped (grafana_when_unreachable: skip).
+    assert f"Grafana skipped on {MON}" in monitored.first.output
     print(f"\nmonitoring.yml on {len(CONVERGED)} hosts: first run {monitored.first.seconds:.0f} s, "
           f"second (no change) {monitored.second.seconds:.0f} s")
 
@@ -143,10 +145,11 @@ def test_bad_input_is_refused_before_anything_changes(lab, fresh):
     run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit=host, extra_vars={**ON_ONE_HOST,
         "prometheus_alert_host_down_for": "two minutes", "prometheus_availability_slo": 99.9,
         "prometheus_blackbox_targets": ["lb.example.com"], "alertmanager_route": {"receiver": "pager"},
-        "node_exporter_listen_ip": "192.0.2.1"})
+        "node_exporter_listen_ip": "192.0.2.1", "grafana_when_unreachable": "fail"})
     assert run.rc != 0
     for needle in ("prometheus_alert_host_down_for", "prometheus_availability_slo: 99.9", "prometheus_blackbox_targets",
-                   "alertmanager_route", "node_exporter_listen_ip: 192.0.2.1 is not an address of this host"):
+                   "alertmanager_route", "node_exporter_listen_ip: 192.0.2.1 is not an address of this host",
+                   "Grafana's APT repository is not reachable", "grafana_when_unreachable: skip"):
         assert needle in run.output, f"{needle!r} not in the output:\n{run.tail(40)}"
     assert run.recap[host]["changed"] == 0
     assert lab.ssh(host, "test -e /etc/prometheus", check=False).returncode != 0
