@@ -23,7 +23,9 @@ def prometheus_targets(hosts, hostvars, port, port_var=None, address_var="hcloud
         raise AnsibleFilterError("prometheus_targets: the hosts must be a list of inventory names, got %s"
                                  % type(hosts).__name__)
     groups = []
-    for host in hosts:
+    # Sorted and unique: the same file whatever order the hosts come in (a set difference, a
+    # group union), so a second run changes nothing.
+    for host in sorted({str(h) for h in hosts}):
         hvars = hostvars[host] if host in hostvars else {}
         address = hvars.get(address_var)
         if not address:

@@ -126,4 +126,6 @@ def test_targets_come_from_the_inventory_by_private_ip():
     # A host's own exporter port wins over the default.
     inventory = {**__import__("rendering").INVENTORY}
     inventory["web-1"] = {**inventory["web-1"], "node_exporter_port": 9101}
-    assert value("prometheus", "__prometheus_targets.node", inventory=inventory)[0]["targets"] == ["10.0.1.10:9101"]
+    node = value("prometheus", "__prometheus_targets.node", inventory=inventory)
+    assert [g["labels"]["instance"] for g in node] == sorted(inventory)     # sorted: a stable file
+    assert next(g for g in node if g["labels"]["instance"] == "web-1")["targets"] == ["10.0.1.10:9101"]
