@@ -28,7 +28,15 @@ def _action_times(value: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"{err}: use COMMAND=SECONDS,... e.g. create_server=10,attach_to_network=2") from None
 
 
-def make_backend(name: str, lock_wait: float = 0):
+def _slot(value: str):
+    if value == "auto":
+        return value
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"'{value}' is not a slot: give a number (0 to 7) or auto")
+    return int(value)
+
+
+def make_backend(name: str, lock_wait: float = 0, slot: int | str = 0):
     if name == "none":
         from .backends.base import MachineBackend
         return MachineBackend()
@@ -36,7 +44,7 @@ def make_backend(name: str, lock_wait: float = 0):
         sys.exit("localcloud: --machines nspawn needs root (it creates network namespaces, bridges and "
                  "nspawn machines); run it as root or use --machines none")
     from .backends.nspawn import NspawnBackend
-    return NspawnBackend(lock_wait=lock_wait)
+    return NspawnBackend(lock_wait=lock_wait, slot=slot)
 
 
 def write_env(state: Path, host: str, port: int, token: str) -> None:
@@ -60,14 +68,14 @@ def serve(args) -> int:
     faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
     settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
                         legacy_datacenters=args.legacy_datacenters)
-    backend = make_backend(args.machines, lock_wait=args.lock_wait)
+    backend = make_backend(args.machines, lock_wait=args.lock_wait, slot=args.slot)
     try:
         backend.open(state)
     except RuntimeError as err:          # the backend's user-facing failures (BackendError)
         sys.exit(f"localcloud: {err}")
     backend.warm_up()
     cloud = Cloud(state, settings=settings, backend=backend, faults=faults)
-    cloud.servers.restore_machines()
+    cloud.restore_backend()
     app = create_app(cloud, faults)
     project = cloud.default_project()
     host, port = args.listen
@@ -145,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                      default=float(os.environ.get("LOCALCLOUD_LOCK_WAIT") or 0),
                      help="with --machines nspawn: wait this long for another local cloud with machines on this "
                           "host to stop, instead of exiting at once (default $LOCALCLOUD_LOCK_WAIT or 0)")
+    run.add_argument("--slot", type=_slot, metavar="N|auto", default=_slot(os.environ.get("LOCALCLOUD_SLOT") or "0"),
+                     help="with --machines nspawn: which of the host's slots for local clouds with machines to use "
+                          "(0-7, own bridge, names and public /18 each), or auto: the first free one "
+                          "(default $LOCALCLOUD_SLOT or 0; a state dir keeps the slot it was made in)")
     run.add_argument("--log-level", default="warning")
     stop = sub.add_parser("down", help="stop serve and remove every machine and network it made")
     stop.add_argument("--state", required=True, metavar="DIR")

@@ -34,7 +34,13 @@ class Store:
             self.data.setdefault(kind, {})[oid] = json.loads(data)
         self.counters = dict(self.db.execute("SELECT kind, next FROM counters"))
         self._undo: dict[tuple[str, int], object] | None = None
+        self.committed_kinds: set[str] = set()      # kinds the last commits wrote (for after-commit syncs)
         self._counter_undo: dict[str, object] = {}
+
+    @property
+    def active(self) -> bool:
+        """True inside a transaction."""
+        return self._undo is not None
 
     # --- reads
     def get(self, kind: str, oid: int) -> dict | None:
@@ -112,6 +118,7 @@ class Store:
         if not self._undo and not self._counter_undo:
             return
         rows, gone = [], []
+        self.committed_kinds |= {kind for kind, _ in self._undo}
         for kind, oid in self._undo:
             obj = self.data.get(kind, {}).get(oid)
             if obj is None:

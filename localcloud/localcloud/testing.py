@@ -63,6 +63,8 @@ def start_cloud(state: Path, *args: str, port: int | None = None) -> RunningClou
     machines = "nspawn" in args and "--lock-wait" not in args
     if machines:
         args = (*args, "--lock-wait", str(MACHINES_LOCK_WAIT))
+    if "nspawn" in args and "--slot" not in args:
+        args = (*args, "--slot", "auto")          # side by side with other local clouds on this host
     state.mkdir(parents=True, exist_ok=True)
     env_file = state / "env"
     if env_file.exists():

@@ -112,7 +112,8 @@ def wait_pool(backend, timeout=120):
 def create_batch(backend, key: Path, first_id: int, count: int, image: str = "debian-12"):
     from localcloud.backends.base import ServerSpec
     pub = key.with_suffix(".pub").read_text().strip()
-    specs = [ServerSpec(first_id + i, f"bench-{first_id + i}", image, f"198.18.2.{first_id % 200 + i + 1}",
+    base = backend.slot.public_net.network_address + 512          # x.y.2.0 of the backend's slot
+    specs = [ServerSpec(first_id + i, f"bench-{first_id + i}", image, str(base + first_id % 200 + i + 1),
                         (pub,)) for i in range(count)]
     t0 = time.monotonic()
     futures = [backend.create_server(s) for s in specs]
@@ -140,7 +141,7 @@ def main() -> int:
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     rows, notes = [], []
-    backend = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT)
+    backend = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT, slot="auto")
     backend.open(work / "state")
     try:
         t0 = time.monotonic()
@@ -211,7 +212,7 @@ def main() -> int:
     if args.build:
         cache = work / "image-cache"
         os.environ["LOCALCLOUD_IMAGE_CACHE"] = str(cache)
-        b = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT)
+        b = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT, slot="auto")
         b.open(work / "state-build")
         try:
             t0 = time.monotonic()

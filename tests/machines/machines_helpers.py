@@ -75,3 +75,98 @@ def ssh_key(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ssh(ssh_key):
     return SSH(ssh_key)
+
+
+# --- a local cloud with machines, driven through its API and through Ansible (both collections)
+BIN = Path(sys.executable).parent
+
+
+class API:
+    """The local cloud's HTTP API with the project token (what hcloud-python does, without it)."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def __call__(self, method: str, path: str, body: dict | None = None) -> dict:
+        import json
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.cloud.endpoint + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {self.cloud.token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            raise AssertionError(f"{method} {path} -> {err.code}: {err.read()[:800]!r}") from None
+
+    def wait(self, *actions: dict, timeout: float = 300) -> None:
+        """Until every action has succeeded (fails on error or timeout)."""
+        for action in actions:
+            deadline = time.monotonic() + timeout
+            while action["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                action = self("GET", f"/actions/{action['id']}")["action"]
+            assert action["status"] == "success", action
+
+    def server(self, name: str, ssh_key_id: int, **extra) -> dict:
+        """Create a server and wait until its machine has booted."""
+        body = {"name": name, "server_type": "cx23", "image": "debian-12", "location": "fsn1",
+                "ssh_keys": [ssh_key_id], **extra}
+        created = self("POST", "/servers", body)
+        self.wait(created["action"], *created["next_actions"])
+        return self("GET", f"/servers/{created['server']['id']}")["server"]
+
+
+def machines_cloud(state: Path, *args: str):
+    """`localcloud serve --machines nspawn` in a subprocess (waits for the host lock)."""
+    from localcloud.testing import start_cloud
+    cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.1", "--rate-limit", "0", *args)
+    cloud.admin("PUT", "config", {"legacy_datacenters": True})      # hetzner.hcloud 5.x reads datacenter
+    return cloud
+
+
+def down(state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "localcloud.cli", "down", "--state", str(state)],
+                          cwd=ROOT / "localcloud", capture_output=True, text=True, timeout=300)
+
+
+def playbook(cloud, tmp_path: Path, tasks: str, name: str = "play") -> str:
+    """Run tasks (YAML, indented for a play's `tasks:`) on localhost against the cloud; returns the
+    output. Both collections (autoscale.hetzner from this checkout, hetzner.hcloud) read
+    HCLOUD_ENDPOINT and HCLOUD_TOKEN."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+                    "  vars:\n    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+                    "  tasks:\n" + tasks)
+    env = {**os.environ, **cloud.env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+           "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    env.pop("ANSIBLE_CONFIG", None)
+    out = subprocess.run([BIN / "ansible-playbook", path.name], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str, dict]:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace"), {k.lower(): v for k, v in resp.headers.items()}
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace"), {k.lower(): v for k, v in err.headers.items()}
+
+
+def until(predicate, timeout: float, interval: float = 0.2, message: str = ""):
+    """Poll until predicate() is truthy; returns its value (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -122,12 +122,14 @@ def test_hcloud_cli_three_servers_network_firewall(api, ssh, ssh_key, tmp_path):
     hcloud(api, "server", "poweron", "e2e-3")
     ssh.wait(pub["e2e-3"], timeout=60)
 
+    from localcloud.backends.nspawn.slots import Slot, recorded_slot
+    slot = Slot(recorded_slot(api.state))
     ids = [servers[n]["id"] for n in names]
     for n in names:
         hcloud(api, "server", "delete", n)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        left = [i for i in ids if os.path.exists(f"/run/netns/lc-{i}")]
+        left = [i for i in ids if os.path.exists(f"/run/netns/{slot.netns('', i)}")]
         if not left:
             break
         time.sleep(0.2)

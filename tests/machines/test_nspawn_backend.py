@@ -6,6 +6,7 @@ under a minute; the first run builds debian-12 and debian-13 with debootstrap (~
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import subprocess
 import time
@@ -40,13 +41,13 @@ def att(ip):
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, ssh_key):
-    backend = NspawnBackend(boot_timeout=300, lock_wait=MACHINES_LOCK_WAIT)
+    backend = NspawnBackend(boot_timeout=300, lock_wait=MACHINES_LOCK_WAIT, slot="auto")
     backend.open(tmp_path_factory.mktemp("state"))
     key = ssh_key.with_suffix(".pub").read_text().strip()
     specs = {
-        1: ServerSpec(1, "web-1", "debian-12", "198.18.1.1", (key,), None, (att("10.77.0.2"),)),
-        2: ServerSpec(2, "web-2", "debian-12", "198.18.1.2", (key,), None, (att("10.77.0.3"),)),
-        3: ServerSpec(3, "app-3", "debian-13", "198.18.1.3", (key,), USER_DATA),
+        1: ServerSpec(1, "web-1", "debian-12", pub(backend, 1), (key,), None, (att("10.77.0.2"),)),
+        2: ServerSpec(2, "web-2", "debian-12", pub(backend, 2), (key,), None, (att("10.77.0.3"),)),
+        3: ServerSpec(3, "app-3", "debian-13", pub(backend, 3), (key,), USER_DATA),
     }
     futures = [backend.create_server(s) for s in specs.values()]
     try:
@@ -56,6 +57,11 @@ def cloud(tmp_path_factory, ssh_key):
     finally:
         if backend.state is not None:
             backend.close()
+
+
+def pub(backend, n: int) -> str:
+    """The n-th public address of the backend's slot (198.18.1.n in slot 0)."""
+    return str(ipaddress.ip_address(backend.slot.first_ip) + n - 1)
 
 
 def ip(specs, sid):
@@ -115,10 +121,10 @@ def test_apt_proxy_restarts_when_it_died(cloud, ssh, ssh_key):
     while pid_alive(old) and time.monotonic() < deadline:
         time.sleep(0.1)
     key = ssh_key.with_suffix(".pub").read_text().strip()
-    backend.create_server(ServerSpec(5, "apt-5", "debian-12", "198.18.1.5", (key,))).result(timeout=300)
+    backend.create_server(ServerSpec(5, "apt-5", "debian-12", pub(backend, 5), (key,))).result(timeout=300)
     new = backend.state.data["acng_pid"]
     assert new != old and pid_alive(new)
-    out = ssh.run("198.18.1.5", "apt-get update -q 2>&1 | tail -1", timeout=180)
+    out = ssh.run(pub(backend, 5), "apt-get update -q 2>&1 | tail -1", timeout=180)
     assert "Reading package lists" in out.stdout, out.stdout
     backend.delete_server(5).result(timeout=60)
 
@@ -162,7 +168,7 @@ def test_firewall_outbound_rules(cloud, ssh):
 
 def test_private_network_only_for_members(cloud, ssh):
     _, specs = cloud
-    assert "10.77.0.2/16" in ssh.run(ip(specs, 1), "ip -br addr show enp7s0").stdout
+    assert "10.77.0.2/32" in ssh.run(ip(specs, 1), "ip -br addr show enp7s0").stdout
     assert ssh.run(ip(specs, 2), "ping -c1 -W2 10.77.0.2", check=False).returncode == 0
     assert ssh.run(ip(specs, 3), "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
 
@@ -172,7 +178,7 @@ def test_attach_and_detach_network_live(cloud, ssh):
     app3 = ip(specs, 3)
     assert ssh.run(app3, "ping -c1 -W1 10.77.0.2", check=False).returncode != 0
     backend.attach_network(3, att("10.77.0.9")).result(timeout=60)
-    assert "10.77.0.9/16" in ssh.run(app3, "ip -br addr show enp7s0").stdout
+    assert "10.77.0.9/32" in ssh.run(app3, "ip -br addr show enp7s0").stdout
     assert ssh.run(app3, "ping -c1 -W2 10.77.0.2", check=False).returncode == 0
     backend.detach_network(3, NET_ID).result(timeout=60)
     assert ssh.run(app3, "ip link show enp7s0", check=False).returncode != 0
@@ -256,56 +262,61 @@ def test_server_without_public_ipv4(cloud, ssh, ssh_key):
     while ssh.run(ip(specs, 1), "ping -c1 -W1 10.77.0.4", check=False).returncode != 0:
         assert time.monotonic() < deadline, "server without public IPv4 not reachable privately"
     backend.delete_server(4).result(timeout=60)
-    assert host_traces(4) == []
+    assert host_traces(backend, 4) == []
 
 
 def test_boot_failure_fails_the_future(cloud, ssh_key):
     backend, _ = cloud
     key = ssh_key.with_suffix(".pub").read_text().strip()
     broken = "#cloud-config\nbootcmd:\n  - [systemctl, poweroff, --force, --force]\n"
-    spec = ServerSpec(9, "broken-9", "debian-12", "198.18.1.9", (key,), broken)
+    spec = ServerSpec(9, "broken-9", "debian-12", pub(backend, 9), (key,), broken)
     with pytest.raises(BackendError, match="stopped during boot"):
         backend.create_server(spec).result(timeout=300)
     assert backend.machine_status(9) == "off"
     backend.delete_server(9).result(timeout=60)
 
 
-def host_traces(sid: int, root: Path | None = None) -> list[str]:
+def host_traces(backend, sid: int) -> list[str]:
+    slot = backend.slot
     left = []
-    if os.path.exists(f"/run/netns/lc-{sid}"):
-        left.append(f"netns lc-{sid}")
-    if os.path.exists(f"/sys/class/net/lc{sid}p"):
-        left.append(f"link lc{sid}p")
+    if os.path.exists(f"/run/netns/{slot.netns('', sid)}"):
+        left.append(f"netns {slot.netns('', sid)}")
+    if os.path.exists(f"/sys/class/net/{slot.link('', str(sid), 'p')}"):
+        left.append(f"link {slot.link('', str(sid), 'p')}")
     mounts = Path("/proc/mounts").read_text()
-    if f"/machines/{sid}/root" in mounts:
+    if f"{backend.state_dir}/machines/{sid}/root" in mounts:
         left.append("overlay mount")
     ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
-    if any(f"-M lc{sid} " in line for line in ps.splitlines()):
+    if any(f"-M {slot.link('', str(sid))} " in line for line in ps.splitlines()):
         left.append("nspawn process")
     return left
 
 
+def of_slot(slot, name: str) -> bool:
+    """A host-wide name of this slot (slot 0: lc..., but not lcsN... of the other slots)."""
+    return name.startswith(slot.prefix) and (slot.number != 0 or not name.startswith("lcs"))
+
+
 def test_delete_frees_everything(cloud):
     backend, specs = cloud
-    before = os.listdir("/sys/class/net/lcn7/brif")
-    assert "lc2n1" in before
+    bridge, port = backend.slot.link("n", "7"), backend.slot.link("", "2", "n1")
+    assert port in os.listdir(f"/sys/class/net/{bridge}/brif")
     backend.delete_server(2).result(timeout=120)
-    assert host_traces(2) == []
-    assert "lc2n1" not in os.listdir("/sys/class/net/lcn7/brif")
+    assert host_traces(backend, 2) == []
+    assert port not in os.listdir(f"/sys/class/net/{bridge}/brif")
     assert backend.machine_status(2) is None
 
 
 def test_close_removes_everything(cloud):
     backend, _ = cloud
-    acng = backend.state.data["acng_pid"]
+    acng, slot = backend.state.data["acng_pid"], backend.slot
     backend.close()
     for sid in (1, 2, 3, 9):
-        assert host_traces(sid) == []
+        assert host_traces(backend, sid) == []
     links = os.listdir("/sys/class/net")
-    assert not [l for l in links if l.startswith("lc")], links
+    assert not [name for name in links if of_slot(slot, name)], links
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    assert "localcloud" not in tables
-    assert "blackhole" not in subprocess.run(["ip", "route", "show", NET_RANGE],
-                                             capture_output=True, text=True).stdout
+    assert not [t for t in tables.splitlines() if t.split()[-1] in {slot.table(n) for n in ("guard", "fw", "fip")}]
     assert not pid_alive(acng), "apt-cacher-ng still running"   # a zombie until init reaps it is fine
-    assert not list(Path("/run/netns").glob("lc-*")) if Path("/run/netns").exists() else True
+    if Path("/run/netns").exists():
+        assert not [n.name for n in Path("/run/netns").iterdir() if of_slot(slot, n.name)]

@@ -39,7 +39,8 @@ def main(roles: list[str]) -> int:
             return 2
         from localcloud.testing import start_cloud
         state = Path(tempfile.mkdtemp(prefix="molecule-cloud-"))
-        cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.1", "--rate-limit", "0")
+        # slot 0: the scenarios' admin_sources (.config/molecule/config.yml) name its controller address
+        cloud = start_cloud(state, "--machines", "nspawn", "--action-time", "0.1", "--rate-limit", "0", "--slot", "0")
         env.update(cloud.env)
     try:
         results = [(role, *molecule_test(role, env)) for role in roles]

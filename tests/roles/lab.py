@@ -49,7 +49,8 @@ BIN = Path(sys.executable).parent
 if str(ROOT / "localcloud") not in sys.path:
     sys.path.insert(0, str(ROOT / "localcloud"))
 
-# The controller as the machines see it (the host side of the public bridge lc-pub).
+# The controller as the machines see it: the host side of the public bridge of the local cloud's
+# slot (198.18.0.1 in slot 0, lc-pub); Lab.controller_ip is the one of the running lab.
 CONTROLLER_IP = "198.18.0.1"
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
@@ -143,6 +144,7 @@ class Lab:
         self.inventory = workdir / "inventory"
         self.ansible_cfg = workdir / "ansible.cfg"
         self.stack = stack or load_stack()
+        self.controller_ip = CONTROLLER_IP
         self.hosts: dict[str, Host] = {}
         self._fresh = 0
         self._provision_lock = threading.Lock()
@@ -159,6 +161,12 @@ class Lab:
         # --action-time 0.1: the API's actions are quick; the machines take what they take.
         self.cloud = start_cloud(self.dir / "cloud", "--machines", "nspawn", "--action-time", "0.1", "--rate-limit", "0")
         self.timings["cloud start (lock wait included)"] = time.monotonic() - t0
+        from localcloud.backends.nspawn.slots import Slot, recorded_slot
+        self.controller_ip = Slot(recorded_slot(self.dir / "cloud") or 0).host_ip   # start_cloud takes a free slot
+        for firewall in self.stack.get("firewalls", []):
+            for rule in firewall.get("rules", []):
+                rule["source_ips"] = [f"{self.controller_ip}/32" if s == f"{CONTROLLER_IP}/32" else s
+                                      for s in rule.get("source_ips", [])]
         self._write_config()
         t0 = time.monotonic()
         self.provision()
@@ -203,7 +211,7 @@ class Lab:
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
             "ansible_python_interpreter": "/usr/bin/python3",
-            "admin_sources": [f"{CONTROLLER_IP}/32"],
+            "admin_sources": [f"{self.controller_ip}/32"],
             "hetzner_stack": self.stack,
         }, sort_keys=False))
         # One Debian 12 host offers post-quantum key exchanges only (ssh-audit's plain scan then has no warning).

@@ -7,13 +7,13 @@ import traceback
 from collections import Counter
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
 from ..faults import Faults
 from ..listing import paginate, parse_bool, sort_items
-from ..model.base import Cloud
+from ..model.base import OMIT, Cloud, Outcome
 from ..ratelimit import RateLimiter
 from .routes import CATALOGUE, RESOURCES, RRSET_ACTIONS
 from .schemas import check
@@ -89,12 +89,29 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
             return _json(status, result, headers)
         app.add_api_route(template, run, methods=[method], include_in_schema=False)
 
-    def action_result(result):
+    def envelope(model, result):
+        """The response body for what a model call returned: an Outcome, an action, a list of
+        actions, or a stored object of the model's kind."""
+        if result is None:
+            return None
+        if isinstance(result, Outcome):
+            body = {}
+            if result.resource is not None:
+                owner = result.model or model
+                body[owner.kind] = owner.render(result.resource)
+            if result.action is not OMIT:
+                body["action"] = cloud.action_json(result.action) if result.action is not None else None
+            if result.actions is not None:
+                body["actions"] = [cloud.action_json(a) for a in result.actions]
+            if result.next_actions is not None:
+                body["next_actions"] = [cloud.action_json(a) for a in result.next_actions]
+            body.update(result.extra)
+            return body
         if isinstance(result, list):
             return {"actions": [cloud.action_json(a) for a in result]}
-        if isinstance(result, dict) and "command" in result:
+        if "command" in result and "resources" in result:
             return {"action": cloud.action_json(result)}
-        return result
+        return {model.kind: model.render(result)}
 
     # --- resources
     for plural, (create_schema, update_schema, actions) in RESOURCES.items():
@@ -107,22 +124,22 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
             return {plural: items, "meta": meta}
 
         def create(project, request, body, model=model, schema=create_schema):
-            return model.create(project, check(schema, body))
+            return envelope(model, model.create(project, check(schema, body)))
 
         def get(project, request, body, model=model, singular=singular):
             return {singular: model.render(model.get(project, request.path_params["id"]))}
 
-        def update(project, request, body, model=model, singular=singular, schema=update_schema):
-            return {singular: model.update(project, request.path_params["id"], check(schema, body))}
+        def update(project, request, body, model=model, schema=update_schema):
+            return envelope(model, model.update(project, request.path_params["id"], check(schema, body)))
 
         def delete(project, request, body, model=model):
-            return model.delete(project, request.path_params["id"])
+            return envelope(model, model.delete(project, request.path_params["id"]))
 
         endpoint("GET", base, list_)
         if getattr(model, "creatable", True):
             endpoint("POST", base, create, 201)
         if model.has_actions:
-            _action_routes(endpoint, cloud, base, model, action_result)
+            _action_routes(endpoint, cloud, base, model)
         endpoint("GET", base + "/{id}", get)
         endpoint("PUT", base + "/{id}", update)
         endpoint("DELETE", base + "/{id}", delete, 200 if plural == "servers" else getattr(model, "delete_status", 204))
@@ -131,13 +148,13 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
                 method = getattr(model, method_name)
                 oid = request.path_params["id"]
                 result = method(project, oid, name) if method_name == "power" else method(project, oid, body)
-                return action_result(result)
+                return envelope(model, result)
             endpoint("POST", f"{base}/{{id}}/actions/{name}", act, 201)
 
     _zone_routes(endpoint, cloud.resources["zones"], check)
 
     def server_metrics(project, request, body):
-        return cloud.servers.metrics(project, request.path_params["id"], request.query_params)
+        return {"metrics": cloud.servers.metrics(project, request.path_params["id"], request.query_params)}
     endpoint("GET", "/v1/servers/{id}/metrics", server_metrics)
 
     # --- catalogue
@@ -255,7 +272,7 @@ def _zone_routes(endpoint, zones, check):
                  lambda project, request, body, name=name: zones.rrset_action(project, *key(request), name, body), status)
 
 
-def _action_routes(endpoint, cloud, base, model, action_result):
+def _action_routes(endpoint, cloud, base, model):
     kind = model.kind
 
     def list_all(project, request, body):

@@ -17,6 +17,7 @@ class NetworkAttachment:
     ip: str                 # the server's private IPv4 in this network
     ip_range: str           # the network's whole range, e.g. 10.0.0.0/16
     gateway: str            # the network's first address, e.g. 10.0.0.1
+    mac: str | None = None  # of the server's interface in this network (86:00:00:...)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,45 @@ class ServerSpec:
     networks: tuple[NetworkAttachment, ...] = ()
     start: bool = True                        # start_after_create
     root_password: str | None = None
+    volumes: tuple[int, ...] = ()             # ids of the volumes attached to the server
+    automount: bool = False                   # mount those volumes at first boot (create with automount)
+    cores: int | None = None                  # of the server type: what the machine may use and sees
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    volume_id: int
+    size_gb: int
+    format: str | None = None                 # ext4 | xfs: the filesystem made when the volume is created
+
+
+@dataclass(frozen=True)
+class LBTarget:
+    key: str                                  # "server:<id>" or "ip:<address>": health is reported by it
+    ip: str                                   # where the load balancer sends the traffic
+
+
+@dataclass(frozen=True)
+class LBService:
+    protocol: str                             # tcp | http | https
+    listen_port: int
+    destination_port: int
+    proxyprotocol: bool = False
+    health_check: dict = field(default_factory=dict)   # as in the API: protocol, port, interval, timeout, retries, http
+    http: dict | None = None                  # as in the API: sticky_sessions, cookie_*, timeout_idle, redirect_http
+    certificates: tuple[tuple[str, str], ...] = ()     # https: (certificate chain PEM, private key PEM)
+
+
+@dataclass(frozen=True)
+class LoadBalancerSpec:
+    lb_id: int
+    public_ipv4: str | None                   # None while the public interface is disabled
+    networks: tuple[NetworkAttachment, ...]   # the load balancer's private IPs
+    algorithm: str                            # round_robin | least_connections
+    services: tuple[LBService, ...]
+    targets: tuple[LBTarget, ...]             # resolved: servers (public or private IP), label selectors, IPs
+    max_connections: int = 10000
 
 
 def resolved(value=None) -> Future:
@@ -52,8 +92,17 @@ class MachineBackend:
     def image_unavailable(self, image_name: str) -> str | None:
         return None
 
+    def public_ipv4_pool(self) -> tuple[str, str]:
+        """(range, first address) the model hands out public IPv4s from (servers, floating IPs,
+        load balancers): with machines, the slot's range on this host."""
+        return "198.18.0.0/15", "198.18.1.1"
+
     def create_server(self, spec: ServerSpec) -> Future:
         return resolved()
+
+    def restore_server(self, spec: ServerSpec) -> Future:
+        """After a restart: the server's machine again, booting from the disk it had if there is one."""
+        return self.create_server(spec)
 
     def power(self, server_id: int, op: str) -> Future:
         return resolved()
@@ -73,7 +122,49 @@ class MachineBackend:
     def set_firewall(self, server_id: int, rules: list[dict] | None) -> None:
         pass
 
+    # --- volumes: a block device per volume; data survives detach, server delete and restarts
+    def create_volume(self, spec: VolumeSpec) -> Future:
+        """Its storage (formatted as spec.format); an existing one (after a restart) is kept."""
+        return resolved()
+
+    def resize_volume(self, volume_id: int, size_gb: int) -> Future:
+        return resolved()
+
+    def delete_volume(self, volume_id: int) -> Future:
+        return resolved()
+
+    def attach_volume(self, server_id: int, volume_id: int, automount: bool = False) -> Future:
+        return resolved()
+
+    def detach_volume(self, server_id: int, volume_id: int) -> Future:
+        return resolved()
+
     def machine_status(self, server_id: int) -> str | None:
+        return None
+
+    def set_public_ipv4(self, server_id: int, ip: str | None) -> Future:
+        """A primary IPv4 assigned to (ip) or unassigned from (None) a server, which is off."""
+        return resolved()
+
+    def set_server_type(self, server_id: int, cores: int, memory_gb: float) -> Future:
+        """change_type (the server is off): the next boot has the new size."""
+        return resolved()
+
+    def route_floating_ip(self, ip: str, server_id: int | None) -> Future:
+        """Route a floating IPv4 to a server (its OS must add the address), or nowhere (None)."""
+        return resolved()
+
+    # --- load balancers: something that carries the traffic
+    def set_load_balancer(self, spec: LoadBalancerSpec) -> Future:
+        """Create or change; a change keeps established connections."""
+        return resolved()
+
+    def delete_load_balancer(self, lb_id: int) -> Future:
+        return resolved()
+
+    def load_balancer_health(self, lb_id: int) -> dict[int, dict[str, str]] | None:
+        """listen port -> target key -> healthy | unhealthy | unknown, from real checks;
+        None when this backend does not check (the API then reports every target healthy)."""
         return None
 
     def reset_password(self, server_id: int, password: str) -> Future:

@@ -1,10 +1,12 @@
 """The cloud: projects and tokens, resource registry, actions and locks, transactions."""
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +17,10 @@ from ..labels import parse_selector, selector_matches, validate_labels
 from ..listing import paginate, sort_items
 from ..store import Store
 
+log = logging.getLogger("localcloud")
+
 EFFECTS: dict[str, callable] = {}
+MACHINE_EFFECTS: dict[str, callable] = {}
 
 
 def effect(name: str):
@@ -24,6 +29,44 @@ def effect(name: str):
         EFFECTS[name] = func
         return func
     return register
+
+
+def machine_effect(name: str):
+    """Register what the machine backend does when an action of this kind starts.
+
+    The function ``(cloud, action, args, secret) -> Future | None`` runs after the transaction that
+    started the action (or, for a next action, released it) has committed, never inside it: it reads
+    the committed state and calls the backend. The action completes when the returned future is done
+    and fails with its exception. ``secret`` holds what must not be stored (a root password)."""
+    def register(func):
+        MACHINE_EFFECTS[name] = func
+        return func
+    return register
+
+
+def failed(exc: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(exc)
+    return future
+
+
+OMIT = object()
+# declarative data paths: a commit that wrote one of these kinds syncs that resource type's backend
+SYNCED_BY = {
+    "load_balancers": {"server", "load_balancer", "network", "primary_ip", "certificate"},
+    "floating_ips": {"floating_ip", "server", "primary_ip"},
+}
+
+
+@dataclass
+class Outcome:
+    """What a model call did, for the HTTP handler to put into the response envelope."""
+    resource: dict | None = None          # the stored object; the handler renders it under its kind
+    model: object = None                  # the resource's model when it is not the called one's
+    action: object = OMIT                 # an action, None (answered as null) or OMIT (left out)
+    actions: list[dict] | None = None
+    next_actions: list[dict] | None = None
+    extra: dict = field(default_factory=dict)   # further top-level keys, e.g. root_password
 
 
 def iso(epoch: float | None = None) -> str:
@@ -53,7 +96,9 @@ class Cloud:
         for project in self.store.all("project"):
             for token in project["_tokens"]:
                 self.tokens[token["token"]] = (project["id"], token["readonly"])
-        self._after_commit: set[str] = set()
+        self._after_commit: dict[object, callable] = {}
+        self._starting: list[int] = []              # actions whose machine effect runs after the commit
+        self._secrets: dict[int, dict] = {}         # per action, kept in memory only
         self._memo: dict | None = None
         from . import resources          # noqa: F401  (registers every resource type)
         self.resources = {cls.plural: cls(self) for cls in resources.RESOURCE_TYPES}
@@ -63,14 +108,65 @@ class Cloud:
     # --- transactions
     @contextmanager
     def transaction(self):
-        with self.store.transaction():
+        """One request's changes: all or nothing. The machine backend is driven only after the commit
+        (machine effects of the actions started, then the after_commit hooks), so a rejected
+        request never touches a machine and a machine never sees uncommitted state."""
+        if self.store.active:               # nested: the outermost transaction commits and drives
             yield
-        hooks, self._after_commit = self._after_commit, set()
-        if "firewalls" in hooks:
-            self.resources["firewalls"].sync_backend()
+            return
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            for aid in [aid for aid in self._secrets if self.store.get("action", aid) is None]:
+                del self._secrets[aid]           # of actions the rollback removed
+            self._starting.clear()
+            self._after_commit.clear()
+            raise
+        self._drive_backend()
 
-    def after_commit(self, hook: str) -> None:
-        self._after_commit.add(hook)
+    def _drive_backend(self) -> None:
+        while True:
+            for plural, kinds in SYNCED_BY.items():
+                if self.store.committed_kinds & kinds:
+                    self._after_commit.setdefault(plural, self.resources[plural].sync_backend)
+            self.store.committed_kinds = set()
+            if not (self._starting or self._after_commit):
+                return
+            starting, self._starting = self._starting, []
+            for aid in starting:
+                action = self.store.get("action", aid)
+                secret = self._secrets.pop(aid, {})
+                if action is None or action["status"] != "running":
+                    continue
+                try:
+                    job = MACHINE_EFFECTS[action["_machine"]](self, action, action["_args"], secret)
+                except Exception as exc:  # noqa: BLE001 - the action turns into an error, with this message
+                    log.warning("action %s (%s): %s", aid, action["command"], exc)
+                    job = failed(exc)
+                if job is not None:
+                    self.jobs[aid] = job
+            hooks, self._after_commit = self._after_commit, {}
+            for hook in hooks.values():
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - a backend failure must not fail the committed request
+                    log.exception("after-commit hook failed")
+
+    def restore_backend(self) -> None:
+        """After a restart: the backend gets back what the API holds (volumes' storage, every
+        server's machine from its kept disk, firewalls)."""
+        self.volumes.restore()
+        self.servers.restore_machines()
+        self.firewalls.sync_backend()
+        self.floating_ips.sync_backend()
+        self.load_balancers.sync_backend()
+
+    def after_commit(self, key, hook=None) -> None:
+        """Run ``hook`` (default: the named sync, e.g. "firewalls") once after the commit."""
+        if hook is None:
+            hook = self.resources[key].sync_backend
+        self._after_commit[key] = hook
 
     # --- derived indexes, built once per list response (nothing changes while a list renders)
     @contextmanager
@@ -122,8 +218,10 @@ class Cloud:
     # --- actions
     def start_action(self, project: int, command: str, resources: list[tuple[str, int]], *,
                      effect_name: str | None = None, args: dict | None = None, after: int | None = None,
-                     job: Future | None = None, error_effect: str | None = None,
+                     machine: str | None = None, secret: dict | None = None, error_effect: str | None = None,
                      duration: float | None = None) -> dict:
+        """An action row. ``machine`` names the machine effect that drives the backend once this
+        action starts (after the commit); the action completes when that work is done."""
         now = time.time()
         action = {
             "id": self.store.next_id("action", 10_000_000),
@@ -138,6 +236,7 @@ class Cloud:
             "_duration": self.settings.duration(command) if duration is None else duration,
             "_after": after,
             "_effect": effect_name,
+            "_machine": machine,
             "_error_effect": error_effect,
             "_args": args or {},
             "_fail": bool(self.faults and self.faults.should_fail_action(command)),
@@ -145,8 +244,11 @@ class Cloud:
         action["_due"] = None if after is not None else now + action["_duration"]
         self.store.put("action", action)
         self.running.add(action["id"])
-        if job is not None:
-            self.jobs[action["id"]] = job
+        if machine is not None:
+            if secret:
+                self._secrets[action["id"]] = secret
+            if after is None:
+                self._starting.append(action["id"])
         return action
 
     def action_json(self, action: dict) -> dict:
@@ -211,6 +313,8 @@ class Cloud:
                 successor["_due"] = now + successor["_duration"]
                 if error:
                     successor["_fail"] = True
+                elif successor.get("_machine"):
+                    self._starting.append(aid)
 
     def actions_for(self, project: int, rtype: str | None = None, rid: int | None = None):
         for action in self.store.all("action"):
@@ -318,7 +422,7 @@ class ResourceModel:
         obj = self.store.edit(self.kind, obj["id"])
         obj.update(changes)
         self.after_update(obj, changes)
-        return self.render(obj)
+        return obj
 
     def update_extra(self, project: int, obj: dict, body: dict) -> dict:
         return {}

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import Outcome, ResourceModel, effect
 
 DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 MANAGED_VALIDITY = dt.timedelta(days=90)        # Let's Encrypt's lifetime
@@ -185,7 +185,7 @@ class Certificates(ResourceModel):
                             not_valid_after=_time(leaf.not_valid_after_utc), status=None,
                             _private_key=body["private_key"])
             self.store.put(self.kind, cert)
-            return {"certificate": self.render(cert), "action": None}
+            return Outcome(cert, action=None)
         domains = self._domains(body.get("domain_names"))
         self.unique_name(project, body["name"])
         cert = self.new(project, name=body["name"], labels=labels, type="managed", certificate=None,
@@ -194,7 +194,7 @@ class Certificates(ResourceModel):
         self.store.put(self.kind, cert)
         action = self.cloud.start_action(project, "create_certificate", [(self.kind, cert["id"])],
                                          effect_name="certificate_issue")
-        return {"certificate": self.render(cert), "action": self.cloud.action_json(action)}
+        return Outcome(cert, action=action)
 
     @staticmethod
     def _domains(value) -> list[str]:

@@ -5,7 +5,7 @@ import ipaddress
 
 from .. import errors
 from ..labels import parse_selector, selector_matches, validate_labels
-from .base import ResourceModel
+from .base import Outcome, ResourceModel
 
 PROTOCOLS = ("tcp", "udp", "icmp", "esp", "gre")
 MAX_FIREWALLS_PER_SERVER = 5
@@ -201,7 +201,7 @@ class Firewalls(ResourceModel):
         firewall = self.new(project, name=body["name"], labels=labels, rules=rules, _applied_to=targets)
         self.store.put(self.kind, firewall)
         actions = self._apply_actions(project, firewall, targets, "apply_firewall")
-        return {"firewall": self.render(firewall), "actions": [self.cloud.action_json(a) for a in actions]}
+        return Outcome(firewall, actions=actions)
 
     def set_rules(self, project: int, oid, body: dict) -> list[dict]:
         firewall = self.get(project, oid)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel
+from .base import OMIT, Outcome, ResourceModel, machine_effect
 from .primary_ips import PublicAddresses, reverse_dns, set_dns_ptr
 
 
@@ -13,6 +13,10 @@ class FloatingIPs(ResourceModel):
     label = "Floating IP"
     sort_fields = ("id", "created")
     id_start = 8000
+
+    def __init__(self, cloud):
+        super().__init__(cloud)
+        self._sent: dict[int, tuple[str, int | None]] = {}      # id -> (ip, server) the backend routes
 
     def render(self, obj):
         data = super().render(obj)
@@ -50,12 +54,10 @@ class FloatingIPs(ResourceModel):
         self.store.put(self.kind, fip)
         action = None
         if server:
-            action = self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])])
+            action = self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])],
+                                             machine="floating_ip")
         # the spec's action is optional but not nullable: leave it out when nothing runs
-        result = {"floating_ip": self.render(fip)}
-        if action:
-            result["action"] = self.cloud.action_json(action)
-        return result
+        return Outcome(fip, action=action or OMIT)
 
     def update_extra(self, project, obj, body):
         if "description" in body:
@@ -70,12 +72,13 @@ class FloatingIPs(ResourceModel):
         if fip["server"] == server["id"]:
             raise errors.specific("floating_ip_assigned", f"floating IP {fip['ip']} is already assigned to server '{server['name']}'")
         self.store.edit(self.kind, fip["id"])["server"] = server["id"]
-        return self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])])
+        return self.cloud.start_action(project, "assign_floating_ip", [(self.kind, fip["id"]), ("server", server["id"])],
+                                       machine="floating_ip")
 
     def unassign(self, project: int, oid, body: dict) -> dict:
         fip = self.get(project, oid)
         self.store.edit(self.kind, fip["id"])["server"] = None
-        return self.cloud.start_action(project, "unassign_floating_ip", [(self.kind, fip["id"])])
+        return self.cloud.start_action(project, "unassign_floating_ip", [(self.kind, fip["id"])], machine="floating_ip")
 
     def change_dns_ptr(self, project: int, oid, body: dict) -> dict:
         fip = self.get(project, oid)
@@ -89,3 +92,26 @@ class FloatingIPs(ResourceModel):
             raise errors.specific("must_be_unassigned",
                                   f"floating IP {fip['ip']} is assigned to server {fip['server']}: unassign it first")
         self.store.delete(self.kind, fip["id"])
+
+    # --- the data path: where the backend routes each floating IPv4
+    def sync(self, fip_id: int):
+        fip = self.store.get(self.kind, fip_id)
+        if fip is None:
+            gone = self._sent.pop(fip_id, None)
+            return self.cloud.backend.route_floating_ip(gone[0], None) if gone else None
+        if fip["type"] != "ipv4":
+            return None                   # the machines have no public IPv6
+        wanted = (fip["ip"], fip["server"])
+        if self._sent.get(fip_id) == wanted:
+            return None
+        self._sent[fip_id] = wanted
+        return self.cloud.backend.route_floating_ip(*wanted)
+
+    def sync_backend(self) -> None:
+        for fip_id in sorted({f["id"] for f in self.store.all(self.kind)} | set(self._sent)):
+            self.sync(fip_id)
+
+
+@machine_effect("floating_ip")
+def _machine_floating_ip(cloud, action, args, secret):
+    return cloud.floating_ips.sync(action["resources"][0]["id"])

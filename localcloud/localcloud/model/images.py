@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import errors
 from ..labels import parse_selector, selector_matches, validate_labels
 from ..listing import paginate, parse_bool, sort_items
-from .base import ResourceModel, effect, public
+from .base import Outcome, ResourceModel, effect, machine_effect, public
 
 TYPES = ("system", "app", "snapshot", "backup")
 STATUSES = ("available", "creating", "unavailable")
@@ -116,12 +116,12 @@ class Images(ResourceModel):
         if why:
             raise errors.unsupported(why)
         image = self._new_image(project, server, kind, description, labels)
-        job = self.cloud.backend.create_image(server["id"], image["id"])
         action = self.cloud.start_action(project, "create_image", [("server", server["id"]), ("image", image["id"])],
-                                         effect_name="image_created", error_effect="image_failed", job=job)
+                                         effect_name="image_created", error_effect="image_failed",
+                                         machine="create_image", args={"image": image["id"]})
         if kind == "backup":
             self._drop_old_backups(project, server["id"], keep=image["id"])
-        return {"image": self.render(image), "action": self.cloud.action_json(action)}
+        return Outcome(image, model=self, action=action)
 
     def _new_image(self, project: int, server: dict, kind: str, description: str | None, labels: dict) -> dict:
         os_image = self.os_image(server["_image"])
@@ -181,7 +181,7 @@ class Images(ResourceModel):
             changes["labels"] = validate_labels(body["labels"])
         edited = self.store.edit(self.kind, image["id"])
         edited.update(changes)
-        return self.render(edited)
+        return edited
 
     def change_protection(self, project: int, oid, body: dict) -> dict:
         image = self._own_or_refuse(project, oid, "protected")
@@ -225,3 +225,8 @@ def _image_failed(cloud, action, args):
     image_id = next(r["id"] for r in action["resources"] if r["type"] == "image")
     if cloud.store.get("image", image_id) is not None:
         cloud.store.edit("image", image_id)["status"] = "unavailable"
+
+
+@machine_effect("create_image")
+def _machine_create_image(cloud, action, args, secret):
+    return cloud.backend.create_image(action["resources"][0]["id"], args["image"])

@@ -5,8 +5,9 @@ import copy
 import ipaddress
 
 from .. import errors
+from ..backends.base import LBService, LBTarget, LoadBalancerSpec
 from ..labels import parse_selector, selector_matches, validate_labels
-from .base import ResourceModel
+from .base import Outcome, ResourceModel, machine_effect
 from .primary_ips import IPV6_BASE, PUBLIC_V4, PublicAddresses, reverse_dns
 
 ALGORITHMS = ("round_robin", "least_connections")
@@ -90,6 +91,10 @@ class LoadBalancers(ResourceModel):
     label = "Load balancer"
     id_start = 9000
 
+    def __init__(self, cloud):
+        super().__init__(cloud)
+        self._sent: dict[int, LoadBalancerSpec] = {}       # what the backend carries out now, per id
+
     def selector_servers(self, project, selector):
         requirements = parse_selector(selector)
         return [s for s in self.cloud.servers.objects(project) if selector_matches(requirements, s["labels"])]
@@ -107,22 +112,96 @@ class LoadBalancers(ResourceModel):
         data = super().render(obj)
         data["location"] = self.cloud.catalog.location(obj["_location"])
         data["load_balancer_type"] = self.cloud.catalog.load_balancer_type(obj["_type"])
-        health = lambda: [{"listen_port": s["listen_port"], "status": "healthy"} for s in obj["services"]]
+        checked = self.cloud.backend.load_balancer_health(obj["id"])
+
+        def health(key):
+            # from the backend's real checks; a backend without a data path reports every target healthy
+            return [{"listen_port": s["listen_port"],
+                     "status": "healthy" if checked is None else checked.get(s["listen_port"], {}).get(key, "unknown")}
+                    for s in obj["services"]]
         targets = []
         for target in obj["_targets"]:
             entry = copy.deepcopy(target)
             if target["type"] == "server":
-                entry["health_status"] = health()
+                entry["health_status"] = health(f"server:{target['server']['id']}")
             elif target["type"] == "label_selector":
                 entry["targets"] = [
                     {"type": "server", "server": {"id": s["id"]}, "use_private_ip": target["use_private_ip"],
-                     "health_status": health()}
+                     "health_status": health(f"server:{s['id']}")}
                     for s in self.selector_servers(obj["_project"], target["label_selector"]["selector"])]
             else:
-                entry["health_status"] = health()
+                entry["health_status"] = health(f"ip:{target['ip']['ip']}")
             targets.append(entry)
         data["targets"] = targets
         return data
+
+    # --- the data path: what the backend carries out for a load balancer
+    def backend_spec(self, lb: dict) -> LoadBalancerSpec:
+        networks = {p["network"]: p["ip"] for p in lb["private_net"]}
+        targets: dict[str, LBTarget] = {}
+
+        def add_server(server, use_private_ip):
+            if use_private_ip:
+                ip = next((p["ip"] for p in server["private_net"] if p["network"] in networks), None)
+            else:
+                ip = self.cloud.servers.address(server["_ipv4"], "ipv4")
+                ip = ip["ip"] if ip else None
+            key = f"server:{server['id']}"
+            if ip and key not in targets:
+                targets[key] = LBTarget(key, ip)
+        for target in lb["_targets"]:
+            if target["type"] == "server":
+                server = self.store.get("server", target["server"]["id"])
+                if server is not None:
+                    add_server(server, target["use_private_ip"])
+            elif target["type"] == "label_selector":
+                for server in self.selector_servers(lb["_project"], target["label_selector"]["selector"]):
+                    add_server(server, target["use_private_ip"])
+            elif target["type"] == "ip":
+                targets.setdefault(f"ip:{target['ip']['ip']}", LBTarget(f"ip:{target['ip']['ip']}", target["ip"]["ip"]))
+        services = tuple(
+            LBService(protocol=s["protocol"], listen_port=s["listen_port"], destination_port=s["destination_port"],
+                      proxyprotocol=s["proxyprotocol"], health_check=copy.deepcopy(s["health_check"]),
+                      http=copy.deepcopy(s["http"]), certificates=self._pem_pairs(s))
+            for s in lb["services"])
+        attachments = tuple(self.cloud.networks.attachment(self.store.get("network", nid), ip)
+                            for nid, ip in networks.items() if self.store.get("network", nid))
+        lb_type = self.cloud.catalog.load_balancer_type(lb["_type"])
+        return LoadBalancerSpec(
+            lb_id=lb["id"], public_ipv4=lb["public_net"]["ipv4"]["ip"] if lb["public_net"]["enabled"] else None,
+            networks=attachments, algorithm=lb["algorithm"]["type"], services=services,
+            targets=tuple(targets[k] for k in sorted(targets)), max_connections=lb_type["max_connections"])
+
+    def _pem_pairs(self, service: dict) -> tuple[tuple[str, str], ...]:
+        """(certificate chain, private key) of each certificate an https service names that is issued."""
+        if service["protocol"] != "https":
+            return ()
+        pairs = []
+        for ref in (service["http"] or {}).get("certificates") or []:
+            cert = self.store.get("certificate", ref) if isinstance(ref, int) else None
+            if cert and cert.get("certificate") and cert.get("_private_key"):
+                pairs.append((cert["certificate"], cert["_private_key"]))
+        return tuple(pairs)
+
+    def sync(self, lb_id: int):
+        """Hand the backend what this load balancer is now, if that changed; the future of that."""
+        lb = self.store.get(self.kind, lb_id)
+        if lb is None:
+            if self._sent.pop(lb_id, None) is None:
+                return None
+            return self.cloud.backend.delete_load_balancer(lb_id)
+        spec = self.backend_spec(lb)
+        if self._sent.get(lb_id) == spec:
+            return None
+        self._sent[lb_id] = spec
+        return self.cloud.backend.set_load_balancer(spec)
+
+    def sync_backend(self) -> None:
+        """After a commit that may change what a load balancer carries (its own settings, a server's
+        labels, addresses or networks): every load balancer follows."""
+        with self.cloud.memo_scope():
+            for lb_id in sorted({lb["id"] for lb in self.store.all(self.kind)} | set(self._sent)):
+                self.sync(lb_id)
 
     def parse_target(self, project, lb_networks: list[int], body: dict, field: str = "") -> dict:
         def name(key):
@@ -229,8 +308,8 @@ class LoadBalancers(ResourceModel):
         self.store.put(self.kind, lb)
         v6 = PublicAddresses(self.cloud).allocate("ipv6").split("/")[0] + "1"
         lb["public_net"]["ipv6"] = {"ip": v6, "dns_ptr": None}
-        action = self.cloud.start_action(project, "create_load_balancer", [(self.kind, lb["id"])])
-        return {"load_balancer": self.render(lb), "action": self.cloud.action_json(action)}
+        action = self.cloud.start_action(project, "create_load_balancer", [(self.kind, lb["id"])], machine="load_balancer")
+        return Outcome(lb, action=action)
 
     def _lb(self, project, oid):
         lb = self.get(project, oid)
@@ -238,7 +317,7 @@ class LoadBalancers(ResourceModel):
         return lb
 
     def _act(self, project, lb, command, *extra):
-        return self.cloud.start_action(project, command, [(self.kind, lb["id"]), *extra])
+        return self.cloud.start_action(project, command, [(self.kind, lb["id"]), *extra], machine="load_balancer")
 
     def add_service(self, project, oid, body):
         lb = self._lb(project, oid)
@@ -366,3 +445,9 @@ class LoadBalancers(ResourceModel):
         lb = self.get(project, oid)
         self.check_delete_protection(lb)
         self.store.delete(self.kind, lb["id"])
+        self.cloud.after_commit("load_balancers")
+
+
+@machine_effect("load_balancer")
+def _machine_load_balancer(cloud, action, args, secret):
+    return cloud.load_balancers.sync(action["resources"][0]["id"])

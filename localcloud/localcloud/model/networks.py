@@ -5,7 +5,7 @@ import ipaddress
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import Outcome, ResourceModel, effect
 
 PRIVATE_RANGES = tuple(ipaddress.ip_network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 PUBLIC_GATEWAY = ipaddress.ip_address("172.31.1.1")
@@ -161,7 +161,7 @@ class Networks(ResourceModel):
                            routes=routes, protection={"delete": False}, labels=labels,
                            expose_routes_to_vswitch=expose)
         self.store.put(self.kind, network)
-        return {"network": self.render(network)}
+        return Outcome(network)
 
     def update_extra(self, project, obj, body):
         if "expose_routes_to_vswitch" in body and body["expose_routes_to_vswitch"] is not None:
@@ -293,10 +293,10 @@ class Networks(ResourceModel):
                     return str(address)
         raise errors.specific("ip_not_available", f"network '{network['name']}' has no free IP left")
 
-    def attachment(self, network: dict, ip: str):
+    def attachment(self, network: dict, ip: str, mac: str | None = None):
         from ..backends.base import NetworkAttachment
         net_range = ipaddress.ip_network(network["ip_range"])
-        return NetworkAttachment(network["id"], ip, str(net_range), str(net_range.network_address + 1))
+        return NetworkAttachment(network["id"], ip, str(net_range), str(net_range.network_address + 1), mac)
 
 
 @effect("nothing")

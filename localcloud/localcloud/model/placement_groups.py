@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel
+from .base import Outcome, ResourceModel
 
 MAX_SPREAD_SERVERS = 10
 
@@ -34,7 +34,7 @@ class PlacementGroups(ResourceModel):
         self.unique_name(project, body["name"])
         group = self.new(project, name=body["name"], type="spread", labels=labels)
         self.store.put(self.kind, group)
-        return {"placement_group": self.render(group), "action": None}
+        return Outcome(group, action=None)
 
     def check_room(self, group: dict, adding: int = 1) -> None:
         members = [s for s in self.cloud.servers.objects(group["_project"]) if s.get("_placement_group") == group["id"]]

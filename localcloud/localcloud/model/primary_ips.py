@@ -5,10 +5,9 @@ import ipaddress
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import OMIT, Outcome, ResourceModel, machine_effect
 
 PUBLIC_V4 = ipaddress.ip_network("198.18.0.0/15")
-FIRST_SERVER_V4 = int(ipaddress.ip_address("198.18.1.1"))
 IPV6_BASE = ipaddress.ip_network("2001:db8::/32")
 
 
@@ -39,7 +38,9 @@ class PublicAddresses:
         only one that looks free is checked in ipaddress's canonical form."""
         used = self.used()
         if version == "ipv4":
-            candidate = FIRST_SERVER_V4
+            pool, first = self.cloud.backend.public_ipv4_pool()
+            pool = ipaddress.ip_network(pool)
+            candidate = int(ipaddress.ip_address(first))
             while True:
                 if candidate & 0xFF not in (0, 255):
                     fast = f"{candidate >> 24}.{(candidate >> 16) & 255}.{(candidate >> 8) & 255}.{candidate & 255}"
@@ -48,7 +49,7 @@ class PublicAddresses:
                         if ip not in used:
                             return ip
                 candidate += 1
-                if ipaddress.ip_address(candidate) not in PUBLIC_V4:
+                if ipaddress.ip_address(candidate) not in pool:
                     raise errors.specific("resource_limit_exceeded", "no public IPv4 left in the local cloud", 403)
         base = int(IPV6_BASE.network_address)
         index = 1
@@ -122,12 +123,10 @@ class PrimaryIPs(ResourceModel):
         action = None
         if server:
             self.store.edit("server", server["id"])[f"_{version}"] = obj["id"]
-            action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
+            action = self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])],
+                                             machine="public_ip", args={"server": server["id"]})
         # the spec's action is optional but not nullable: leave it out when nothing runs
-        result = {"primary_ip": self.render(obj)}
-        if action:
-            result["action"] = self.cloud.action_json(action)
-        return result
+        return Outcome(obj, action=action or OMIT)
 
     def check_assignable(self, server: dict, version: str) -> None:
         if server["status"] != "off":
@@ -148,17 +147,20 @@ class PrimaryIPs(ResourceModel):
         self.check_assignable(server, obj["type"])
         self.store.edit(self.kind, obj["id"])["assignee_id"] = server["id"]
         self.store.edit("server", server["id"])[f"_{obj['type']}"] = obj["id"]
-        return self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])])
+        return self.cloud.start_action(project, "assign_primary_ip", [(self.kind, obj["id"]), ("server", server["id"])],
+                                       machine="public_ip", args={"server": server["id"]})
 
     def unassign(self, project: int, oid, body: dict) -> dict:
         obj = self.get(project, oid)
+        former = obj["assignee_id"]
         if obj["assignee_id"]:
             server = self.store.get("server", obj["assignee_id"])
             if server["status"] != "off":
                 raise errors.specific("server_not_stopped", f"server '{server['name']}' must be off to unassign its primary IP")
             self.store.edit("server", server["id"])[f"_{obj['type']}"] = None
             self.store.edit(self.kind, obj["id"])["assignee_id"] = None
-        return self.cloud.start_action(project, "unassign_primary_ip", [(self.kind, obj["id"])])
+        return self.cloud.start_action(project, "unassign_primary_ip", [(self.kind, obj["id"])],
+                                       machine="public_ip", args={"server": former})
 
     def change_dns_ptr(self, project: int, oid, body: dict) -> dict:
         obj = self.get(project, oid)
@@ -179,6 +181,16 @@ class PrimaryIPs(ResourceModel):
             raise errors.specific("must_be_unassigned",
                                   f"primary IP {obj['ip']} is assigned to server {obj['assignee_id']}: unassign it first")
         self.store.delete(self.kind, obj["id"])
+
+
+@machine_effect("public_ip")
+def _machine_public_ip(cloud, action, args, secret):
+    """The server's machine takes its (new) primary IPv4, or goes without."""
+    server = cloud.store.get("server", args["server"]) if args.get("server") else None
+    if server is None:
+        return None
+    address = cloud.servers.address(server["_ipv4"], "ipv4")
+    return cloud.backend.set_public_ipv4(server["id"], address["ip"] if address else None)
 
 
 def set_dns_ptr(obj: dict, body: dict) -> None:

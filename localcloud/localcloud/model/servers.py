@@ -4,12 +4,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from datetime import datetime, timezone
 
 from .. import errors
 from ..backends.base import ServerSpec
 from ..labels import validate_labels
-from .base import ResourceModel, effect
+from .base import Outcome, ResourceModel, effect, machine_effect
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 USER_DATA_LIMIT = 32 * 1024
@@ -211,7 +210,7 @@ class Servers(ResourceModel):
         image = self.resolve_image(project, body.get("image"), server_type["architecture"])
         labels = validate_labels(body.get("labels"))
         start = _bool(body, "start_after_create", True)
-        _bool(body, "automount", False)
+        automount = _bool(body, "automount", False)
         user_data = body.get("user_data")
         if user_data is not None and (not isinstance(user_data, str) or len(user_data.encode()) > USER_DATA_LIMIT):
             raise errors.invalid_input("user_data", f"must be a string of at most {USER_DATA_LIMIT} bytes (cloud-init)")
@@ -298,9 +297,10 @@ class Servers(ResourceModel):
             cloud.store.edit("volume", volume["id"])["server"] = server["id"]
         cloud.after_commit("firewalls")
         root_password = None if ssh_keys else secrets.token_urlsafe(12)
-        job = cloud.backend.create_server(self.spec(server, start=start, root_password=root_password))
         action = cloud.start_action(project, "create_server", [("server", server["id"])],
-                                    effect_name="server_created", error_effect="server_create_failed", job=job)
+                                    effect_name="server_created", error_effect="server_create_failed",
+                                    machine="create_server", args={"start": start, "automount": automount},
+                                    secret={"root_password": root_password})
         next_actions = []
         if start:
             next_actions.append(cloud.start_action(project, "start_server", [("server", server["id"])],
@@ -309,8 +309,7 @@ class Servers(ResourceModel):
             next_actions.append(cloud.start_action(project, "attach_to_network",
                                                    [("server", server["id"]), ("network", network["id"])],
                                                    effect_name="nothing", after=action["id"], duration=0))
-        return {"server": self.render(server), "action": cloud.action_json(action),
-                "next_actions": [cloud.action_json(a) for a in next_actions], "root_password": root_password}
+        return Outcome(server, action=action, next_actions=next_actions, extra={"root_password": root_password})
 
     @staticmethod
     def _bad(field, message):
@@ -330,17 +329,21 @@ class Servers(ResourceModel):
         mac = "86:00:00:%02x:%02x:%02x" % ((server_id >> 16) & 0xFF, (server_id >> 8) & 0xFF, server_id & 0xFF)
         return {"network": network_id, "ip": ip, "alias_ips": [], "mac_address": mac}
 
-    def spec(self, server: dict, start: bool = True, root_password: str | None = None) -> ServerSpec:
+    def spec(self, server: dict, start: bool = True, root_password: str | None = None,
+             automount: bool = False) -> ServerSpec:
         image = self.cloud.images.os_image(server["_image"])
         v4 = self.address(server["_ipv4"], "ipv4")
         attachments = tuple(
-            self.cloud.networks.attachment(self.store.get("network", att["network"]), att["ip"])
+            self.cloud.networks.attachment(self.store.get("network", att["network"]), att["ip"], att.get("mac_address"))
             for att in server["private_net"]
         )
+        volumes = tuple(sorted(v["id"] for v in self.store.all("volume") if v["server"] == server["id"]))
+        server_type = self.cloud.catalog.server_type(server["_server_type"])
         return ServerSpec(server_id=server["id"], name=server["name"], image=image["name"] if image else "",
                           public_ipv4=v4["ip"] if v4 else None, ssh_keys=tuple(server["_ssh_keys"]),
                           user_data=server["_user_data"], networks=attachments, start=start,
-                          root_password=root_password)
+                          root_password=root_password, volumes=volumes, automount=automount,
+                          cores=server_type["cores"], memory_gb=server_type["memory"])
 
     # --- deletion
     def delete(self, project: int, oid) -> dict:
@@ -368,15 +371,17 @@ class Servers(ResourceModel):
         cloud.images.forget_server(project, server["id"])
         edited = self.store.edit(self.kind, server["id"])
         edited.update(status="deleting", _ipv4=None, _ipv6=None, _placement_group=None)
-        job = cloud.backend.delete_server(server["id"])
         action = cloud.start_action(project, "delete_server", [("server", server["id"])],
-                                    effect_name="server_deleted", error_effect="server_deleted", job=job)
-        return {"action": cloud.action_json(action)}
+                                    effect_name="server_deleted", error_effect="server_deleted",
+                                    machine="delete_server")
+        return action
 
     def drop_network(self, server: dict, network_id: int) -> None:
+        """Take the server out of the network (its machine follows after the commit)."""
         edited = self.store.edit(self.kind, server["id"])
         edited["private_net"] = [p for p in edited["private_net"] if p["network"] != network_id]
-        self.cloud.backend.detach_network(server["id"], network_id)
+        backend, sid = self.cloud.backend, server["id"]
+        self.cloud.after_commit(("detach_network", sid, network_id), lambda: backend.detach_network(sid, network_id))
 
     # --- actions
     def _server_for_action(self, project, oid) -> dict:
@@ -392,11 +397,10 @@ class Servers(ResourceModel):
         if final == "running" and not (server["_ipv4"] or server["_ipv6"] or server["private_net"]):
             raise errors.unsupported(f"server '{server['name']}' has no network interface: assign a primary IP or "
                                      "attach it to a network before powering it on")
-        job = self.cloud.backend.power(server["id"], op)
         self.store.edit(self.kind, server["id"])["status"] = transient
         return self.cloud.start_action(project, command, [("server", server["id"])],
-                                       effect_name="server_status", args={"status": final}, job=job,
-                                       error_effect="server_status_restore", )
+                                       effect_name="server_status", args={"status": final, "op": op},
+                                       machine="power", error_effect="server_status_restore")
 
     def require_off(self, server: dict, what: str) -> None:
         if self.status(server) != "off":
@@ -421,7 +425,7 @@ class Servers(ResourceModel):
                                   f"{new_type['name']} has a {new_type['disk']} GB disk, smaller than the server's {disk} GB")
         self.require_off(server, "change its type")
         return self.cloud.start_action(project, "change_server_type", [("server", server["id"])],
-                                       effect_name="server_type_changed",
+                                       effect_name="server_type_changed", machine="server_type",
                                        args={"server_type": new_type["id"], "disk": new_type["disk"] if upgrade_disk else disk})
 
     def rebuild(self, project: int, oid, body: dict) -> dict:
@@ -438,10 +442,10 @@ class Servers(ResourceModel):
         if body.get("user_data") is not None:
             edited["_user_data"] = body["user_data"]
         root_password = None if server["_ssh_keys"] else secrets.token_urlsafe(12)
-        job = self.cloud.backend.rebuild(self.spec(edited, root_password=root_password))
         action = self.cloud.start_action(project, "rebuild_server", [("server", server["id"])],
-                                         effect_name="server_status", args={"status": "running"}, job=job)
-        return {"action": self.cloud.action_json(action), "root_password": root_password}
+                                         effect_name="server_status", args={"status": "running"},
+                                         machine="rebuild", secret={"root_password": root_password})
+        return Outcome(action=action, extra={"root_password": root_password})
 
     def attach_to_network(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -465,8 +469,8 @@ class Servers(ResourceModel):
         attachment = self._attachment(network["id"], ip, server["id"])
         attachment["alias_ips"] = self._aliases(network, zone, aliases, exclude=ip)
         self.store.edit(self.kind, server["id"])["private_net"].append(attachment)
-        job = self.cloud.backend.attach_network(server["id"], self.cloud.networks.attachment(network, ip))
-        return self.cloud.start_action(project, "attach_to_network", [("server", server["id"]), ("network", network["id"])], job=job)
+        return self.cloud.start_action(project, "attach_to_network", [("server", server["id"]), ("network", network["id"])],
+                                       machine="attach_network", args={"network": network["id"]})
 
     def _aliases(self, network, zone, aliases, exclude) -> list[str]:
         if not isinstance(aliases, list):
@@ -483,8 +487,10 @@ class Servers(ResourceModel):
         ref = body.get("network")
         if not isinstance(ref, int) or not any(p["network"] == ref for p in server["private_net"]):
             raise errors.specific("server_not_attached_to_network", f"server '{server['name']}' is not attached to network {ref}")
-        self.drop_network(server, ref)
-        return self.cloud.start_action(project, "detach_from_network", [("server", server["id"]), ("network", ref)])
+        edited = self.store.edit(self.kind, server["id"])
+        edited["private_net"] = [p for p in edited["private_net"] if p["network"] != ref]
+        return self.cloud.start_action(project, "detach_from_network", [("server", server["id"]), ("network", ref)],
+                                       machine="detach_network", args={"network": ref})
 
     def change_alias_ips(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -582,7 +588,7 @@ class Servers(ResourceModel):
         server = self._server_for_action(project, oid)
         self.store.edit(self.kind, server["id"])["rescue_enabled"] = True
         action = self.cloud.start_action(project, "enable_rescue", [("server", server["id"])])
-        return {"action": self.cloud.action_json(action), "root_password": secrets.token_urlsafe(12)}
+        return Outcome(action=action, extra={"root_password": secrets.token_urlsafe(12)})
 
     def disable_rescue(self, project: int, oid, body: dict) -> dict:
         server = self._server_for_action(project, oid)
@@ -594,15 +600,18 @@ class Servers(ResourceModel):
         if self.status(server) != "running":
             raise errors.specific("server_not_running", f"server '{server['name']}' must be running to reset its password")
         root_password = secrets.token_urlsafe(12)
-        job = self.cloud.backend.reset_password(server["id"], root_password)
-        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])], job=job)
-        return {"action": self.cloud.action_json(action), "root_password": root_password}
+        action = self.cloud.start_action(project, "reset_password", [("server", server["id"])],
+                                         machine="reset_password", secret={"root_password": root_password})
+        return Outcome(action=action, extra={"root_password": root_password})
 
     def restore_machines(self) -> None:
-        """After a restart, give every stored server its machine back, in the power state it had."""
+        """After a restart, give every stored server its machine back, booting from the disk it had,
+        with its volumes, in the power state it had."""
         for server in list(self.store.all(self.kind)):
-            if server["status"] != "deleting":
-                self.cloud.backend.create_server(self.spec(server, start=server["status"] != "off"))
+            if server["status"] == "deleting":
+                self.cloud.backend.delete_server(server["id"])     # its disk, if the delete was cut short
+            else:
+                self.cloud.backend.restore_server(self.spec(server, start=server["status"] != "off"))
 
     def metrics(self, project: int, oid, query) -> dict:
         self.get(project, oid)
@@ -615,7 +624,7 @@ class Servers(ResourceModel):
         step = query.get("step") or "60"
         if not step.isdigit() or int(step) < 1:
             raise errors.invalid_input("step", "must be a whole number of seconds")
-        return {"metrics": {"start": start, "end": end, "step": int(step), "time_series": {}}}
+        return {"start": start, "end": end, "step": int(step), "time_series": {}}
 
 
 @effect("server_created")
@@ -665,3 +674,61 @@ def _server_deleted(cloud, action, args):
     if cloud.store.get("server", sid) is not None:
         cloud.store.delete("server", sid)
         cloud.after_commit("firewalls")
+
+
+# --- machine effects: the backend follows the committed state
+def _server_of(cloud, action) -> dict | None:
+    return cloud.store.get("server", action["resources"][0]["id"])
+
+
+@machine_effect("create_server")
+def _machine_create(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    if server is None:
+        return None
+    return cloud.backend.create_server(cloud.servers.spec(server, start=args["start"], automount=args.get("automount", False),
+                                                          root_password=secret.get("root_password")))
+
+
+@machine_effect("power")
+def _machine_power(cloud, action, args, secret):
+    return cloud.backend.power(action["resources"][0]["id"], args["op"])
+
+
+@machine_effect("rebuild")
+def _machine_rebuild(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    if server is None:
+        return None
+    return cloud.backend.rebuild(cloud.servers.spec(server, root_password=secret.get("root_password")))
+
+
+@machine_effect("delete_server")
+def _machine_delete(cloud, action, args, secret):
+    return cloud.backend.delete_server(action["resources"][0]["id"])
+
+
+@machine_effect("attach_network")
+def _machine_attach_network(cloud, action, args, secret):
+    server = _server_of(cloud, action)
+    network = cloud.store.get("network", args["network"])
+    att = next((p for p in server["private_net"] if p["network"] == args["network"]), None) if server else None
+    if att is None or network is None:
+        return None                     # detached again (or deleted) before this action started
+    return cloud.backend.attach_network(server["id"], cloud.networks.attachment(network, att["ip"], att.get("mac_address")))
+
+
+@machine_effect("detach_network")
+def _machine_detach_network(cloud, action, args, secret):
+    return cloud.backend.detach_network(action["resources"][0]["id"], args["network"])
+
+
+@machine_effect("reset_password")
+def _machine_reset_password(cloud, action, args, secret):
+    return cloud.backend.reset_password(action["resources"][0]["id"], secret["root_password"])
+
+
+@machine_effect("server_type")
+def _machine_server_type(cloud, action, args, secret):
+    server_type = cloud.catalog.server_type(args["server_type"])
+    return cloud.backend.set_server_type(action["resources"][0]["id"], server_type["cores"], server_type["memory"])

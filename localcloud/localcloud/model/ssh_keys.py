@@ -8,7 +8,7 @@ import struct
 
 from .. import errors
 from ..labels import validate_labels
-from .base import ResourceModel
+from .base import Outcome, ResourceModel
 
 KEY_TYPES = (
     "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
@@ -66,7 +66,7 @@ class SSHKeys(ResourceModel):
         key = self.new(project, name=body["name"], fingerprint=print_,
                        public_key=body["public_key"].strip(), labels=labels)
         self.store.put(self.kind, key)
-        return {"ssh_key": self.render(key)}
+        return Outcome(key)
 
     def delete(self, project: int, oid) -> None:
         key = self.get(project, oid)

@@ -18,7 +18,7 @@ import dns.zone
 from .. import errors
 from ..labels import parse_selector, selector_matches, validate_labels
 from ..listing import paginate, sort_items
-from .base import ResourceModel
+from .base import Outcome, ResourceModel
 
 NAMESERVERS = ["hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de."]
 RR_TYPES = ("A", "AAAA", "CAA", "CNAME", "DS", "HINFO", "HTTPS", "MX", "NS", "PTR", "RP", "SOA", "SRV", "SVCB",
@@ -104,7 +104,7 @@ class Zones(ResourceModel):
                 self._put_rrset(zone, self._parse_rrset(zone, given, f"rrsets[{index}]"), f"rrsets[{index}]")
         self.store.put(self.kind, zone)
         action = self.cloud.start_action(project, "create_zone", [(self.kind, zone["id"])])
-        return {"zone": self.render(zone), "action": self.cloud.action_json(action)}
+        return Outcome(zone, action=action)
 
     def _primary_nameservers(self, value) -> list[dict]:
         if not isinstance(value, list) or not value:
@@ -142,7 +142,7 @@ class Zones(ResourceModel):
         zone = self.get(project, oid)
         if body.get("labels") is not None:
             self.store.edit(self.kind, zone["id"])["labels"] = validate_labels(body["labels"])
-        return self.render(self.store.get(self.kind, zone["id"]))
+        return self.store.get(self.kind, zone["id"])
 
     # --- zone actions
     def _zone_for_action(self, project: int, oid, primary_only: bool = True) -> dict:
@@ -242,8 +242,7 @@ class Zones(ResourceModel):
         self.check_delete_protection(zone)
         self.cloud.assert_unlocked(self.kind, zone["id"], "zone")
         self.store.delete(self.kind, zone["id"])
-        action = self.cloud.start_action(project, "delete_zone", [(self.kind, zone["id"])])
-        return {"action": self.cloud.action_json(action)}
+        return self.cloud.start_action(project, "delete_zone", [(self.kind, zone["id"])])
 
     # --- RRSets
     def _parse_records(self, zone: dict, rr_type: str, value, field: str) -> list[dict]:

@@ -4,25 +4,30 @@ See docs/machines.md. Layout on the host:
   $LOCALCLOUD_IMAGE_CACHE (/var/cache/localcloud/images)/<suite>-<recipe>  base images (kept)
   $LOCALCLOUD_APT_CACHE (/var/cache/localcloud/apt-cacher-ng)             apt proxy cache (kept)
   <state_dir>/machines/state.json      everything created on the host (for `down` after kill -9)
-  <state_dir>/machines/<id>/           upper/work/root (overlayfs) and console.log per server
-  <state_dir>/machines/acng/           apt-cacher-ng config, pid and socket of this run
+  <state_dir>/machines/<id>/           root (overlayfs mount point), console.log, dev-disk per server
+  <state_dir>/disks/<id>/              upper/work of each server's overlay: its disk, kept across
+                                       serve restarts, kill -9 and `down`; rebuild and delete wipe it
+  <state_dir>/volumes/HC_Volume_<id>.img  each volume's sparse backing file (kept until volume delete)
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..base import MachineBackend, NetworkAttachment, ServerSpec, resolved
+from ..base import LoadBalancerSpec, MachineBackend, NetworkAttachment, ServerSpec, VolumeSpec, resolved
 from . import firewall, images
 from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log,
                    require_root_linux, run, safe_rmtree)
 from .hostkeys import HostKeyPool
+from .loadbalancer import LoadBalancer, teardown_load_balancers
 from .machine import Machine, teardown_machine
-from .network import FW_TABLE, HostNetwork, teardown_host
+from .network import HostNetwork, render_floating_ips, teardown_host
+from .sizes import Lxcfs, teardown_lxcfs
+from .slots import SLOTS, Slot, record_slot, recorded_slot
+from .volumes import VolumeFiles, teardown_loops
 
 __all__ = ["NspawnBackend", "BackendError"]
 
@@ -32,12 +37,17 @@ POWER_OPS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
 class NspawnBackend(MachineBackend):
     name = "nspawn"
 
-    def __init__(self, boot_timeout: float | None = None, workers: int = 16, lock_wait: float = 0):
+    def __init__(self, boot_timeout: float | None = None, workers: int = 16, lock_wait: float = 0,
+                 slot: int | str = 0):
         self.lock_wait = lock_wait
+        self.wanted_slot = slot                 # a number, or "auto": the first free one
+        self.slot = Slot(slot if isinstance(slot, int) else 0)
         self.boot_timeout = boot_timeout or float(os.environ.get("LOCALCLOUD_BOOT_TIMEOUT", 240))
         self.workers = workers
         self.machines: dict[int, Machine] = {}
+        self.lbs: dict[int, LoadBalancer] = {}
         self.firewalls: dict[int, list[dict]] = {}
+        self.fips: dict[str, int | None] = {}             # floating IPv4 -> server it is routed to
         self.lock = threading.RLock()
         self.host_lock = HostLock()
         self.pool: ThreadPoolExecutor | None = None
@@ -55,8 +65,11 @@ class NspawnBackend(MachineBackend):
         self.state_dir = Path(state_dir).resolve()
         base = self.state_dir / "machines"
         base.mkdir(parents=True, exist_ok=True)
-        self.host_lock.acquire(self.state_dir, self.lock_wait)
+        self.slot = Slot(self._choose_slot())
+        self.host_lock.acquire(self.state_dir, self.lock_wait, self._candidates())
+        self.slot = Slot(next(n for n in range(SLOTS) if Slot(n).lock_path == self.host_lock.path))
         try:
+            record_slot(self.state_dir, self.slot.number)
             previous = {base}
             if self.host_lock.previous_state_dir:
                 previous.add(Path(self.host_lock.previous_state_dir) / "machines")
@@ -67,16 +80,45 @@ class NspawnBackend(MachineBackend):
                     self._teardown(data)
                     (prev / "state.json").unlink(missing_ok=True)
             self.machines_dir = base
+            self.disks_dir = self.state_dir / "disks"
             safe_rmtree(base)
             base.mkdir(parents=True)
+            self.disks_dir.mkdir(exist_ok=True)
             self.state = StateFile(base / "state.json")
+            self.state.data["slot"] = self.slot.number
             self.state.save()
-            self.net = HostNetwork(self.state, base)
+            self.net = HostNetwork(self.state, base, self.slot)
             self.hostkeys = HostKeyPool(base / "hostkeys")
+            self.vols = VolumeFiles(self, self.state_dir / "volumes")
+            self.lxcfs = Lxcfs(self.state, self.slot.run_dir("lxcfs"))
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nspawn")
         except BaseException:
             self.host_lock.release()
             raise
+
+    def _choose_slot(self) -> int:
+        """The state dir's own slot (its machines' addresses are in that slot's range), else the one
+        asked for; 'auto' is resolved when the lock is taken."""
+        recorded = recorded_slot(self.state_dir)
+        wanted = self.wanted_slot
+        if recorded is not None:
+            if wanted not in ("auto", recorded):
+                raise BackendError(f"{self.state_dir} was made in slot {recorded} (its public addresses are in "
+                                   f"{Slot(recorded).public_net}): serve it with --slot {recorded} or --slot auto")
+            return recorded
+        if wanted == "auto":
+            return 0
+        if not isinstance(wanted, int) or not 0 <= wanted < SLOTS:
+            raise BackendError(f"slot {wanted!r} does not exist: use 0 to {SLOTS - 1} or auto")
+        return wanted
+
+    def _candidates(self) -> list[Path]:
+        if self.wanted_slot == "auto" and recorded_slot(self.state_dir) is None:
+            return [Slot(n).lock_path for n in range(SLOTS)]
+        return [self.slot.lock_path]
+
+    def public_ipv4_pool(self) -> tuple[str, str]:
+        return str(self.slot.public_net), self.slot.first_ip
 
     def warm_up(self, image_names=("debian-12",)) -> Future:
         """Optional: prepare host packages, bridge, proxy and base images in the background."""
@@ -91,8 +133,11 @@ class NspawnBackend(MachineBackend):
         with self.lock:
             machines = list(self.machines.values())
             self.machines.clear()
-        with ThreadPoolExecutor(max(1, len(machines))) as ex:
-            list(ex.map(lambda m: self._quiet(m.destroy), machines))
+        with ThreadPoolExecutor(max(1, len(machines))) as ex:       # disks and volumes are kept
+            list(ex.map(lambda m: self._quiet(lambda: m.destroy(keep_disk=True)), machines))
+        for lb in list(self.lbs.values()):
+            self._quiet(lb.destroy)
+        self.lbs.clear()
         self._teardown(self.state.data)
         safe_rmtree(self.machines_dir)
         self.state = None
@@ -113,6 +158,9 @@ class NspawnBackend(MachineBackend):
         infos = list(data.get("machines", {}).values())
         with ThreadPoolExecutor(max(1, len(infos))) as ex:
             list(ex.map(teardown_machine, infos))
+        teardown_loops(data.get("loops"))
+        teardown_load_balancers(data.get("load_balancers"))
+        teardown_lxcfs(data.get("lxcfs"))
         teardown_host(data)
 
     @staticmethod
@@ -134,8 +182,10 @@ class NspawnBackend(MachineBackend):
                 ensure_host_packages()
                 self.hostkeys.fill()
                 self.net.ensure()
+                self.lxcfs.ensure()
                 self._host_ready = True
                 self._apply_firewalls()
+                self._apply_floating_ips()
             else:
                 self.net.check_proxy()
         if suite:
@@ -167,6 +217,12 @@ class NspawnBackend(MachineBackend):
                 "cannot be copied into an image; run the local cloud without machines to use images")
 
     def create_server(self, spec: ServerSpec) -> Future:
+        return self._create(spec, keep_disk=False)
+
+    def restore_server(self, spec: ServerSpec) -> Future:
+        return self._create(spec, keep_disk=True)
+
+    def _create(self, spec: ServerSpec, keep_disk: bool) -> Future:
         suite = self._suite(spec.image)
         with self.lock:
             if spec.server_id in self.machines:
@@ -177,13 +233,14 @@ class NspawnBackend(MachineBackend):
         def work():
             with m.lock:
                 lower = self._ensure(suite)
-                m.build_layer(lower)
+                m.build_layer(lower, keep_disk=keep_disk)
                 m.build_netns()
                 self._apply_firewalls()
+                for volume_id in spec.volumes:
+                    self._plug(m, volume_id, spec.automount)
                 if spec.start:
-                    m.start()
                     try:
-                        m.wait_booted(self.boot_timeout)
+                        m.boot(self.boot_timeout)
                     except BackendError:
                         m.stop(graceful=False)
                         raise
@@ -201,8 +258,7 @@ class NspawnBackend(MachineBackend):
                 elif op in ("shutdown", "reboot"):
                     m.stop(graceful=True)
                 if op in ("poweron", "reboot", "reset"):
-                    m.start()
-                    m.wait_booted(self.boot_timeout)
+                    m.boot(self.boot_timeout)
         return self._submit(work)
 
     def rebuild(self, spec: ServerSpec) -> Future:
@@ -212,12 +268,11 @@ class NspawnBackend(MachineBackend):
         def work():
             with m.lock:
                 m.stop(graceful=False)
-                m.drop_layer()
+                m.unmount_layer()
                 m.spec = spec
-                m.build_layer(self._ensure(suite))
+                m.build_layer(self._ensure(suite))          # a new, empty disk
                 if spec.start:
-                    m.start()
-                    m.wait_booted(self.boot_timeout)
+                    m.boot(self.boot_timeout)
         return self._submit(work)
 
     def delete_server(self, server_id: int) -> Future:
@@ -225,13 +280,58 @@ class NspawnBackend(MachineBackend):
             m = self.machines.pop(server_id, None)
             self.firewalls.pop(server_id, None)
         if m is None:
-            return resolved()
+            disk = self.disks_dir / str(server_id)
+            return self._submit(lambda: safe_rmtree(disk))
 
         def work():
             with m.lock:
                 m.destroy()
                 self._apply_firewalls()
         return self._submit(work)
+
+    # ================================================================ volumes
+    def create_volume(self, spec: VolumeSpec) -> Future:
+        def work():
+            self._ensure()
+            self.vols.create(spec.volume_id, spec.size_gb, spec.format)
+        return self._submit(work)
+
+    def resize_volume(self, volume_id: int, size_gb: int) -> Future:
+        return self._submit(lambda: self.vols.resize(volume_id, size_gb))
+
+    def delete_volume(self, volume_id: int) -> Future:
+        return self._submit(lambda: self.vols.delete(volume_id))
+
+    def attach_volume(self, server_id: int, volume_id: int, automount: bool = False) -> Future:
+        m = self._machine(server_id)
+
+        def work():
+            with m.lock:
+                self._plug(m, volume_id, automount)
+        return self._submit(work)
+
+    def detach_volume(self, server_id: int, volume_id: int) -> Future:
+        m = self.machines.get(server_id)
+        if m is None:
+            return resolved()
+
+        def work():
+            with m.lock:
+                loop = m.unplug(volume_id)
+                if loop:
+                    self.vols.detach_loop(loop)
+        return self._submit(work)
+
+    def _plug(self, m: Machine, volume_id: int, automount: bool) -> None:
+        if volume_id in m.volumes:
+            return
+        loop = self.vols.attach_loop(volume_id)
+        try:
+            m.plug(volume_id, loop, automount)
+        except BaseException:
+            m.unplug(volume_id)
+            self.vols.detach_loop(loop)
+            raise
 
     def attach_network(self, server_id: int, attachment: NetworkAttachment) -> Future:
         m = self._machine(server_id)
@@ -260,9 +360,66 @@ class NspawnBackend(MachineBackend):
             for sid, rules in self.firewalls.items():
                 m = self.machines.get(sid)
                 if m and m.spec.public_ipv4:
-                    servers[sid] = (m.spec.public_ipv4, rules)
-            self.state.add("nft_tables", f"inet {FW_TABLE}")
-            run(["nft", "-f", "-"], input=firewall.render(servers))
+                    # a server's firewall covers the floating IPs routed to it too
+                    floating = tuple(ip for ip, owner in self.fips.items() if owner == sid)
+                    servers[sid] = (m.spec.public_ipv4, rules, floating)
+            table = self.slot.table("fw")
+            self.state.add("nft_tables", f"inet {table}")
+            run(["nft", "-f", "-"], input=firewall.render(servers, table, self.net.bridge))
+
+    # ================================================================ public addresses
+    def route_floating_ip(self, ip: str, server_id: int | None) -> Future:
+        def work():
+            with self.lock:
+                moved = self.fips.get(ip, ...) != server_id
+                self.fips[ip] = server_id
+            if self._host_ready:
+                self._apply_floating_ips(flush=[ip] if moved else [])
+                self._apply_firewalls()
+        return self._submit(work)
+
+    def _apply_floating_ips(self, flush: list[str] = ()) -> None:
+        """Host routes (fip/32 via the server's public IP) and the bridge filter that lets only the
+        assigned machine answer ARP for a floating IP and receive traffic to it: the IP may be
+        configured on several servers, it reaches the one it is assigned to (as on Hetzner)."""
+        with self.lock:
+            routes = {}
+            for ip, sid in self.fips.items():
+                m = self.machines.get(sid) if sid else None
+                routes[ip] = (m.spec.public_ipv4, m.pub_if) if m and m.spec.public_ipv4 else None
+            table = self.slot.table("fip")
+            self.state.add("nft_tables", f"bridge {table}")
+            run(["nft", "-f", "-"], input=render_floating_ips(routes, table))
+            for ip, via in routes.items():
+                if via:
+                    self.state.add("routes_via", ip)
+                    run(["ip", "route", "replace", f"{ip}/32", "via", via[0], "dev", self.net.bridge])
+                else:
+                    run(["ip", "route", "del", f"{ip}/32"], check=False)
+                    self.state.remove("routes_via", ip)
+            netns = [m.netns for m in self.machines.values()] + [lb.netns for lb in self.lbs.values()]
+        for ip in flush:                    # clients re-resolve at once: the move takes effect now
+            for ns in netns:
+                run(["ip", "-n", ns, "neigh", "flush", "to", ip], check=False)
+
+    def set_public_ipv4(self, server_id: int, ip: str | None) -> Future:
+        m = self._machine(server_id)
+
+        def work():
+            with m.lock:
+                m.set_public(ip)
+            if self._host_ready:
+                self._apply_firewalls()
+                self._apply_floating_ips()
+        return self._submit(work)
+
+    def set_server_type(self, server_id: int, cores: int, memory_gb: float) -> Future:
+        m = self._machine(server_id)
+
+        def work():
+            with m.lock:
+                m.spec = dataclasses.replace(m.spec, cores=cores, memory_gb=memory_gb)
+        return self._submit(work)
 
     def reset_password(self, server_id: int, password: str) -> Future:
         """Not in the base contract (yet): set root's password in the running machine, as Hetzner's
@@ -278,6 +435,30 @@ class NspawnBackend(MachineBackend):
                 run(["nsenter", "-t", init, "-m", "-u", "-i", "-n", "-p", "chpasswd"],
                     input=f"root:{password}\n")
         return self._submit(work)
+
+    # ================================================================ load balancers
+    def set_load_balancer(self, spec: LoadBalancerSpec) -> Future:
+        with self.lock:
+            lb = self.lbs.get(spec.lb_id)
+            if lb is None:
+                lb = self.lbs[spec.lb_id] = LoadBalancer(self, spec.lb_id)
+        certificates = {s.listen_port: list(s.certificates) for s in spec.services if s.certificates}
+
+        def work():
+            self._ensure()
+            with lb.lock:
+                if self.lbs.get(spec.lb_id) is lb:          # not deleted meanwhile
+                    lb.apply(spec, certificates)
+        return self._submit(work)
+
+    def delete_load_balancer(self, lb_id: int) -> Future:
+        with self.lock:
+            lb = self.lbs.pop(lb_id, None)
+        return self._submit(lb.destroy) if lb else resolved()
+
+    def load_balancer_health(self, lb_id: int) -> dict[int, dict[str, str]]:
+        lb = self.lbs.get(lb_id)
+        return lb.health() if lb else {}
 
     def machine_status(self, server_id: int) -> str | None:
         m = self.machines.get(server_id)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .network import FW_TABLE, PUB_BRIDGE
+from .slots import Slot
+
+FW_TABLE, PUB_BRIDGE = Slot(0).table("fw"), Slot(0).public_bridge
 
 L4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "esp": "esp", "gre": "gre"}
 
@@ -62,11 +64,13 @@ def _rule(rule: dict, addr_key: str, addr_field: str) -> str | None:
     return " ".join(parts)
 
 
-def render(servers: dict[int, tuple[str, list[dict]]]) -> str:
-    """nft script for {server_id: (public_ipv4, merged rules)} of the servers that have firewalls."""
-    lines = [f"table inet {FW_TABLE}", f"delete table inet {FW_TABLE}", f"table inet {FW_TABLE} {{"]
+def render(servers: dict[int, tuple], table: str = FW_TABLE, bridge: str = PUB_BRIDGE) -> str:
+    """nft script for {server_id: (public_ipv4, merged rules[, floating IPs routed to it])} of the
+    servers that have firewalls."""
+    lines = [f"table inet {table}", f"delete table inet {table}", f"table inet {table} {{"]
     inmap, outmap = [], []
-    for sid, (ip, rules) in sorted(servers.items()):
+    for sid, (ip, rules, *more) in sorted(servers.items()):
+        floating = more[0] if more else ()
         ins = [_rule(r, "source_ips", "saddr") for r in rules if r.get("direction", "in") == "in"]
         outs = [_rule(r, "destination_ips", "daddr") for r in rules if r.get("direction") == "out"]
         lines.append(f"  chain s{sid}_in {{")
@@ -74,16 +78,16 @@ def render(servers: dict[int, tuple[str, list[dict]]]) -> str:
         lines += [f"    {r}" for r in ins if r]
         lines.append("    counter drop")
         lines.append("  }")
-        inmap.append(f"{ip} : jump s{sid}_in")
+        inmap += [f"{address} : jump s{sid}_in" for address in (ip, *floating)]
         if any(r.get("direction") == "out" for r in rules):
             lines.append(f"  chain s{sid}_out {{")
             lines.append("    ct state established,related accept")
             lines += [f"    {r}" for r in outs if r]
             lines.append("    counter drop")
             lines.append("  }")
-            outmap.append(f"{ip} : jump s{sid}_out")
-    to_server = f'oifname "{PUB_BRIDGE}" ip daddr vmap {{ {", ".join(inmap)} }}' if inmap else ""
-    from_server = f'iifname "{PUB_BRIDGE}" ip saddr vmap {{ {", ".join(outmap)} }}' if outmap else ""
+            outmap += [f"{address} : jump s{sid}_out" for address in (ip, *floating)]
+    to_server = f'oifname "{bridge}" ip daddr vmap {{ {", ".join(inmap)} }}' if inmap else ""
+    from_server = f'iifname "{bridge}" ip saddr vmap {{ {", ".join(outmap)} }}' if outmap else ""
     for chain, hook, body in (("fw_forward", "forward", [to_server, from_server]),
                               ("fw_output", "output", [to_server]),
                               ("fw_input", "input", [from_server])):

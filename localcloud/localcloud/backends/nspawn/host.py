@@ -24,6 +24,13 @@ HOST_PACKAGES = {
     "start-stop-daemon": "dpkg",
     "nsenter": "util-linux",
     "ssh-keygen": "openssh-client",
+    "losetup": "mount",
+    "blkid": "util-linux",
+    "sysctl": "procps",
+    "haproxy": "haproxy",
+    "lxcfs": "lxcfs",
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
 }
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
@@ -155,7 +162,7 @@ class StateFile:
         self.path = path
         self.lock = threading.RLock()
         self.data: dict = {"version": 1, "owner_pid": os.getpid(), "bridges": [], "routes": [],
-                           "nft_tables": [], "acng_pid": None, "machines": {}}
+                           "nft_tables": [], "netns": [], "links": [], "acng_pid": None, "machines": {}}
 
     @staticmethod
     def load(path: Path) -> dict | None:
@@ -170,14 +177,24 @@ class StateFile:
 
     def add(self, key: str, value) -> None:
         with self.lock:
-            if value not in self.data[key]:
+            if value not in self.data.setdefault(key, []):
                 self.data[key].append(value)
             self.save()
 
     def remove(self, key: str, value) -> None:
         with self.lock:
-            if value in self.data[key]:
+            if value in self.data.get(key, []):
                 self.data[key].remove(value)
+            self.save()
+
+    def set_item(self, key: str, name: str, value) -> None:
+        """Record (value) or forget (None) one entry of a dict, e.g. loops: {device: backing file}."""
+        with self.lock:
+            entries = self.data.setdefault(key, {})
+            if value is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = value
             self.save()
 
     def set_machine(self, server_id: int, info: dict | None) -> None:
@@ -190,39 +207,45 @@ class StateFile:
 
 
 class HostLock:
-    """One nspawn local cloud per host: the bridge, the 198.18.0.0/15 range and the tables are global."""
+    """One nspawn local cloud per slot (slot 0: /run/localcloud/nspawn.lock): a slot's bridge, public
+    range and tables are host-wide names."""
 
     def __init__(self, path: Path = Path("/run/localcloud/nspawn.lock")):
         self.path = path
         self.fd: int | None = None
         self.previous_state_dir: str | None = None
 
-    def acquire(self, state_dir: Path, wait: float = 0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+    def acquire(self, state_dir: Path, wait: float = 0, candidates: list[Path] | None = None) -> Path:
+        """Take the first free lock of `candidates` (default: this lock), waiting up to `wait`
+        seconds for one; returns the path taken."""
+        paths = candidates or [self.path]
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait
-        try:
-            while True:
+        while True:
+            holders = []
+            for path in paths:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.5)
-        except BlockingIOError:
-            try:
-                holder = os.read(fd, 4096).decode(errors="replace").strip()
-            finally:
-                os.close(fd)
-            raise BackendError("another local cloud with --machines nspawn is running on this "
-                               f"host ({holder or 'unknown'}); stop it first (localcloud down)")
-        previous = os.read(fd, 65536).decode(errors="replace")
-        self.previous_state_dir = previous.split(" state ", 1)[1] if " state " in previous else None
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"pid {os.getpid()} state {state_dir}".encode())
-        self.fd = fd
+                    holders.append(os.read(fd, 4096).decode(errors="replace").strip() or "unknown")
+                    os.close(fd)
+                    continue
+                previous = os.read(fd, 65536).decode(errors="replace")
+                self.previous_state_dir = previous.split(" state ", 1)[1] if " state " in previous else None
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"pid {os.getpid()} state {state_dir}".encode())
+                self.fd, self.path = fd, path
+                return path
+            if time.monotonic() >= deadline:
+                if len(paths) == 1:
+                    raise BackendError("another local cloud with --machines nspawn is running on this "
+                                       f"host in this slot ({holders[0]}); stop it first (localcloud down) "
+                                       "or use another slot (--slot auto)")
+                raise BackendError(f"all {len(paths)} slots for local clouds with --machines nspawn are taken "
+                                   f"on this host ({'; '.join(holders)}); stop one first (localcloud down)")
+            time.sleep(0.5)
 
     def release(self) -> None:
         if self.fd is not None:

@@ -9,10 +9,15 @@ apt-cacher-ng (which the host runs, so the proxy's own client is the only thing 
   and any IPv6 that is not link-local;
 - each emulated private range gets a blackhole route on the host;
 - the network bridges have no address on the host.
+
+Private networks are routed as on Hetzner: a member has its IP as a /32 on enp7s0 and reaches the
+network's range through the gateway (the range's first address), and ARPs for nothing else. The
+gateway is a namespace of its own per network (lc-gw-<id>) with that one interface on the network's
+bridge and forwarding on: it sends traffic back out to the member that holds the destination
+address (a server's IP, an alias IP the OS added, a load balancer's IP).
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import shutil
@@ -21,17 +26,12 @@ import threading
 import time
 from pathlib import Path
 
-from .host import BackendError, StateFile, log, pid_matches, run, write_file
+from .host import BackendError, StateFile, log, pid_alive, pid_matches, run, write_file
+from .slots import ALL_PUBLIC, SLOTS, Slot
 
-PUB_BRIDGE = "lc-pub"
-PUB_HOST_IP = "198.18.0.1"
-PUB_NET = ipaddress.ip_network("198.18.0.0/15")
-GUARD_TABLE = "localcloud_guard"
-FW_TABLE = "localcloud_fw"
 PROXY_PORTS = (3142, 3143, 3144, 3145)
+PRIVATE_MTU = 1450                       # Hetzner's private networks
 ACNG_BIN = "/usr/sbin/apt-cacher-ng"
-ACNG_CACHE = Path(os.environ.get("LOCALCLOUD_APT_CACHE", "/var/cache/localcloud/apt-cacher-ng"))
-ACNG_RUN = Path("/run/localcloud/acng")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 ACNG_CONF = """\
 # written by localcloud (backends/nspawn/network.py)
@@ -44,27 +44,18 @@ ExThreshold: 4
 """
 
 
-def ifname(prefix: str, key: str, suffix: str = "") -> str:
-    """An interface name (<= 15 chars) starting with lc, hashed when the ids are long."""
-    name = f"{prefix}{key}{suffix}"
-    if len(name) <= 15:
-        return name
-    digest = hashlib.sha1(key.encode()).hexdigest()[: 15 - len(prefix) - len(suffix)]
-    return f"{prefix}{digest}{suffix}"
-
-
-def network_bridge(network_id: int) -> str:
-    return ifname("lcn", str(network_id))
-
-
 def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
 class HostNetwork:
-    def __init__(self, state: StateFile, run_dir: Path):
+    def __init__(self, state: StateFile, run_dir: Path, slot: Slot = Slot(0)):
         self.state = state
         self.run_dir = run_dir
+        self.slot = slot
+        self.bridge = slot.public_bridge
+        self.host_ip = slot.host_ip
+        self.public_net = slot.public_net
         self.lock = threading.RLock()
         self.ready = False
         self.proxy_port: int | None = None
@@ -83,30 +74,32 @@ class HostNetwork:
     def _public_bridge(self) -> None:
         if not os.path.exists("/proc/sys/net/bridge"):
             run(["modprobe", "br_netfilter"], check=False)
-        if not _link_exists(PUB_BRIDGE):
-            self.state.add("bridges", PUB_BRIDGE)
-            run(["ip", "link", "add", PUB_BRIDGE, "type", "bridge"])
-        self.state.add("bridges", PUB_BRIDGE)
+        if not _link_exists(self.bridge):
+            self.state.add("bridges", self.bridge)
+            run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        self.state.add("bridges", self.bridge)
         # the Cloud Firewall table needs conntrack on bridged IPv4 traffic (br_netfilter):
         # switch it on for this bridge only, the host-wide sysctl is left alone.
-        run(["ip", "link", "set", PUB_BRIDGE, "type", "bridge", "nf_call_iptables", "1"],
+        run(["ip", "link", "set", self.bridge, "type", "bridge", "nf_call_iptables", "1"],
             check=False)
-        addrs = run(["ip", "-4", "-o", "addr", "show", "dev", PUB_BRIDGE])
-        if f"{PUB_HOST_IP}/" not in addrs:
-            run(["ip", "addr", "add", f"{PUB_HOST_IP}/{PUB_NET.prefixlen}", "dev", PUB_BRIDGE])
-        run(["ip", "link", "set", PUB_BRIDGE, "up"])
+        addrs = run(["ip", "-4", "-o", "addr", "show", "dev", self.bridge])
+        if f"{self.host_ip}/" not in addrs:
+            run(["ip", "addr", "add", f"{self.host_ip}/{self.public_net.prefixlen}", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
 
     def _guard(self) -> None:
-        self.state.add("nft_tables", f"inet {GUARD_TABLE}")
+        table = self.slot.table("guard")
+        self.state.add("nft_tables", f"inet {table}")
         ruleset = f"""
-table inet {GUARD_TABLE}
-delete table inet {GUARD_TABLE}
-table inet {GUARD_TABLE} {{
+table inet {table}
+delete table inet {table}
+table inet {table} {{
   chain guard_forward {{
     type filter hook forward priority -10; policy accept;
     iifname "lc*" oifname != "lc*" counter drop comment "never from a machine out of this host"
     oifname "lc*" iifname != "lc*" counter drop comment "never from outside into a machine"
-    iifname "{PUB_BRIDGE}" meta nfproto ipv4 ip daddr != {PUB_NET} counter drop
+    iifname "{self.bridge}" meta nfproto ipv4 ip daddr != {self.public_net} counter drop comment "nor to another slot"
+    oifname "{self.bridge}" meta nfproto ipv4 ip saddr != {self.public_net} counter drop
     iifname "lc*" meta nfproto ipv6 ip6 daddr != {{ fe80::/10, ff02::/16 }} counter drop
   }}
 }}
@@ -128,13 +121,14 @@ table inet {GUARD_TABLE} {{
             return
         # not under the state dir: apt-cacher-ng runs as its own user and must be able to reach
         # its config (a pytest tmp dir, for one, is 0700 root)
-        acng = ACNG_RUN
+        acng = self.slot.run_dir("acng")
+        cache = self.slot.apt_cache
         if acng.exists():
             shutil.rmtree(acng)
         with self.state.lock:
             self.state.data["acng_dir"] = str(acng)
             self.state.save()
-        for d in (ACNG_CACHE / "cache", ACNG_CACHE / "log", acng / "run"):
+        for d in (cache / "cache", cache / "log", acng / "run"):
             d.mkdir(parents=True, exist_ok=True)
             shutil.chown(d, "apt-cacher-ng", "apt-cacher-ng")
         # private config copy: the packaged Debian backend is ftp.debian.org, which may not
@@ -153,8 +147,8 @@ table inet {GUARD_TABLE} {{
             pidfile = acng / "run" / "pid"
             out = run(["start-stop-daemon", "--start", "--chuid", "apt-cacher-ng",
                        "--group", "apt-cacher-ng", "--pidfile", pidfile, "--exec", ACNG_BIN,
-                       "--", "-c", acng / "conf", f"BindAddress={PUB_HOST_IP}", f"Port={port}",
-                       f"CacheDir={ACNG_CACHE / 'cache'}", f"LogDir={ACNG_CACHE / 'log'}",
+                       "--", "-c", acng / "conf", f"BindAddress={self.host_ip}", f"Port={port}",
+                       f"CacheDir={cache / 'cache'}", f"LogDir={cache / 'log'}",
                        f"pidfile={pidfile}", f"SocketPath={acng / 'run' / 'socket'}",
                        "foreground=0"], check=False)
             for _ in range(100):
@@ -168,54 +162,68 @@ table inet {GUARD_TABLE} {{
                     self.state.data["proxy_port"] = port
                     self.state.save()
                 self.proxy_port = port
-                log.info("apt-cacher-ng pid %s on %s:%s", pid, PUB_HOST_IP, port)
+                log.info("apt-cacher-ng pid %s on %s:%s", pid, self.host_ip, port)
                 return
             errors.append(f"port {port}: {out.strip()[-300:]}")
         raise BackendError("could not start apt-cacher-ng on the local cloud bridge: "
                            + "; ".join(errors))
 
-    @staticmethod
-    def _port_free(port: int) -> bool:
+    def _port_free(self, port: int) -> bool:
         s = socket.socket()
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((PUB_HOST_IP, port))
+            s.bind((self.host_ip, port))
             return True
         except OSError:
             return False
         finally:
             s.close()
 
-    @staticmethod
-    def _port_open(port: int) -> bool:
+    def _port_open(self, port: int) -> bool:
         try:
-            with socket.create_connection((PUB_HOST_IP, port), timeout=0.5):
+            with socket.create_connection((self.host_ip, port), timeout=0.5):
                 return True
         except OSError:
             return False
 
     @property
     def proxy_url(self) -> str:
-        return f"http://{PUB_HOST_IP}:{self.proxy_port}"
+        return f"http://{self.host_ip}:{self.proxy_port}"
 
     # ---------------------------------------------------------------- private networks
-    def ensure_network(self, network_id: int, ip_range: str) -> str:
-        """The address-less bridge of one emulated network, and a blackhole route for its range."""
+    def ensure_network(self, network_id: int, ip_range: str, gateway: str) -> str:
+        """The address-less bridge of one emulated network, its gateway, and a blackhole route for
+        its range."""
         with self.lock:
-            br = network_bridge(network_id)
+            self._blackhole(ip_range)
+            br = self.slot.link("n", str(network_id))
             if not _link_exists(br):
                 self.state.add("bridges", br)
                 run(["ip", "link", "add", br, "type", "bridge"])
                 run(["ip", "link", "set", br, "up"])
             self.state.add("bridges", br)
-            self._blackhole(ip_range)
+            self._gateway(network_id, br, ip_range, gateway)
             return br
+
+    def _gateway(self, network_id: int, bridge: str, ip_range: str, gateway: str) -> None:
+        netns, link = self.slot.netns("gw-", network_id), self.slot.link("g", str(network_id))
+        if _link_exists(link):
+            return
+        self.state.add("netns", netns)
+        self.state.add("links", link)
+        if not os.path.exists(f"/run/netns/{netns}"):
+            run(["ip", "netns", "add", netns])
+        run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
+             "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0",
+             "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"])
+        prefix = ipaddress.ip_network(ip_range, strict=False).prefixlen
+        self.add_veth(netns, link, "eth0", bridge, f"{gateway}/{prefix}", mtu=PRIVATE_MTU)
 
     def _blackhole(self, ip_range: str) -> None:
         net = ipaddress.ip_network(ip_range, strict=False)
-        if net.overlaps(PUB_NET):
+        if net.overlaps(ALL_PUBLIC):
             raise BackendError(f"network range {net} overlaps the local cloud's public range "
-                               f"{PUB_NET}")
+                               f"{ALL_PUBLIC}")
         # never cut this host off its own network: refuse ranges that hold a host address or gateway
         for line in run(["ip", "-4", "-o", "addr", "show"]).splitlines():
             parts = line.split()
@@ -231,27 +239,76 @@ table inet {GUARD_TABLE} {{
         self.state.add("routes", route)
 
     def drop_network_if_unused(self, network_id: int) -> None:
-        br = network_bridge(network_id)
+        br = self.slot.link("n", str(network_id))
+        netns, link = self.slot.netns("gw-", network_id), self.slot.link("g", str(network_id))
         with self.lock:
-            if _link_exists(br) and not os.listdir(f"/sys/class/net/{br}/brif"):
+            if _link_exists(br) and not set(os.listdir(f"/sys/class/net/{br}/brif")) - {link}:
+                if os.path.exists(f"/run/netns/{netns}"):
+                    run(["ip", "netns", "del", netns], check=False)
+                self.del_link(link)
                 run(["ip", "link", "del", br], check=False)
                 self.state.remove("bridges", br)
+                self.state.remove("links", link)
+                self.state.remove("netns", netns)
 
     # ---------------------------------------------------------------- machines' links
     @staticmethod
-    def add_veth(netns: str, host_if: str, inner_if: str, bridge: str, address: str) -> None:
+    def add_veth(netns: str, host_if: str, inner_if: str, bridge: str, address: str | None,
+                 mtu: int | None = None, mac: str | None = None) -> None:
         if _link_exists(host_if):
             run(["ip", "link", "del", host_if], check=False)
-        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", inner_if,
-             "netns", netns])
+        peer = ["name", inner_if, "netns", netns] + (["address", mac] if mac else [])
+        run(["ip", "link", "add", host_if, *(["mtu", str(mtu)] if mtu else []), "type", "veth", "peer", *peer,
+             *(["mtu", str(mtu)] if mtu else [])])
         run(["ip", "link", "set", host_if, "master", bridge, "up"])
-        run(["ip", "-n", netns, "addr", "add", address, "dev", inner_if])
+        if address:
+            run(["ip", "-n", netns, "addr", "add", address, "dev", inner_if])
         run(["ip", "-n", netns, "link", "set", inner_if, "up"])
+
+    @staticmethod
+    def add_private_routes(netns: str, inner_if: str, ip_range: str, gateway: str) -> None:
+        """What Hetzner's DHCP gives a private interface besides the /32: the gateway on-link and
+        the network's range through it."""
+        run(["ip", "-n", netns, "route", "replace", gateway, "dev", inner_if, "scope", "link"])
+        run(["ip", "-n", netns, "route", "replace", ip_range, "via", gateway, "dev", inner_if])
 
     @staticmethod
     def del_link(host_if: str) -> None:
         if _link_exists(host_if):
             run(["ip", "link", "del", host_if], check=False)
+
+
+def render_floating_ips(routes: dict[str, tuple[str, str] | None], table: str = Slot(0).table("fip")) -> str:
+    """nft (bridge family) for {floating IP: (server public IP, its host-side link) or None}: on the
+    public bridge only that link answers ARP for the IP and gets frames to it."""
+    lines = [f"table bridge {table}", f"delete table bridge {table}", f"table bridge {table} {{",
+             "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
+    for ip, via in sorted(routes.items()):
+        other = f'iifname != "{via[1]}" ' if via else ""
+        lines.append(f"    arp operation reply arp saddr ip {ip} {other}drop")
+        other = f'oifname != "{via[1]}" ' if via else ""
+        lines.append(f"    ip daddr {ip} {other}drop")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def routes_of_other_slots(mine: int) -> set[str]:
+    """Blackhole routes that the live local clouds of the other slots recorded."""
+    from .host import StateFile
+    found = set()
+    for number in range(SLOTS):
+        if number == mine:
+            continue
+        try:
+            holder = Slot(number).lock_path.read_text()
+        except OSError:
+            continue
+        parts = holder.split(" state ", 1)
+        if len(parts) != 2 or not parts[0].startswith("pid ") or not pid_alive(int(parts[0][4:] or 0)):
+            continue
+        data = StateFile.load(Path(parts[1]) / "machines" / "state.json") or {}
+        found.update(data.get("routes", []))
+    return found
 
 
 def teardown_host(data: dict) -> None:
@@ -269,13 +326,23 @@ def teardown_host(data: dict) -> None:
         shutil.rmtree(data["acng_dir"], ignore_errors=True)
     for table in data.get("nft_tables", []):
         run(["nft", "delete", "table", *table.split()], check=False)
+    for netns in data.get("netns", []):
+        if os.path.exists(f"/run/netns/{netns}"):
+            run(["ip", "netns", "del", netns], check=False)
+    for link in data.get("links", []):
+        if _link_exists(link):
+            run(["ip", "link", "del", link], check=False)
+    shared = routes_of_other_slots(data.get("slot", 0))
     for route in data.get("routes", []):
-        run(["ip", "route", "del", "blackhole", route], check=False)
+        if route not in shared:          # another live local cloud has a network in the same range
+            run(["ip", "route", "del", "blackhole", route], check=False)
+    for ip in data.get("routes_via", []):
+        run(["ip", "route", "del", f"{ip}/32"], check=False)
     for br in data.get("bridges", []):
         if _link_exists(br):
             run(["ip", "link", "del", br], check=False)
     for parent in ("/sys/fs/cgroup/systemd/localcloud", "/sys/fs/cgroup/unified/localcloud",
-                   "/sys/fs/cgroup/localcloud"):
+                   "/sys/fs/cgroup/localcloud", *data.get("cgroup_parents", [])):
         try:
             os.rmdir(parent)                      # only when no machine cgroup is left in it
         except OSError:
