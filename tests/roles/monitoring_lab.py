@@ -96,10 +96,10 @@ def load_balancer_url(lab) -> str:
     return f"http://{lb.public_net.ipv4.ip}/"
 
 
-def serve_http_on_the_web_tier(lab):
+def serve_http_on_the_web_tier(lab, hosts=("rolelab-web-1", "rolelab-web-2")):
     """A stand-in for the web role (issue 14): an HTTP server on port 80 of every web host, which the
     load balancer's health check and the blackbox probe reach."""
-    for host in ("rolelab-web-1", "rolelab-web-2"):
+    for host in hosts:
         lab.ssh(host, "systemctl is-active -q lab-web || { mkdir -p /srv/lab-web && echo ok > /srv/lab-web/index.html && "
                       "systemd-run --unit=lab-web -p Restart=always python3 -m http.server 80 --directory /srv/lab-web; }")
 
