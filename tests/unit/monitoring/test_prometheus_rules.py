@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not PROMTOOL.exists(), reason="promtool is not i
 
 
 def promtool(*args, cwd=None):
-    return subprocess.run([str(PROMTOOL), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(PROMTOOL), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
