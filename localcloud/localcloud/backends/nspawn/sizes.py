@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .host import log, pid_alive, pid_matches, run, which
+from .host import log, mounts_under, pid_alive, pid_matches, run, which
 
 ROOT = Path("/sys/fs/cgroup")
 LXCFS_PROC = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
@@ -170,9 +170,18 @@ class Lxcfs:
         if not binary or not os.path.exists("/dev/fuse"):
             log.warning("lxcfs or /dev/fuse missing: machines see the host's CPUs and memory in /proc")
             return False
-        self.mount.mkdir(parents=True, exist_ok=True)
-        if os.path.ismount(self.mount):                    # left by a run that was killed
+        try:
+            return self._start(binary)
+        except OSError as exc:
+            log.warning("lxcfs did not start (%s): machines see the host's CPUs and memory", exc)
+            return False
+
+    def _start(self, binary: str) -> bool:
+        # A mount left by an lxcfs that was killed answers ENOTCONN to every stat (even
+        # os.path.ismount then says False): /proc/mounts tells, and a lazy umount clears it.
+        if str(self.mount) in mounts_under(self.mount):
             run(["umount", "-l", self.mount], check=False)
+        self.mount.mkdir(parents=True, exist_ok=True)
         log_file = open(f"{self.mount}.log", "ab")
         proc = subprocess.Popen([binary, "-p", f"{self.mount}.pid", str(self.mount)],
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
@@ -202,7 +211,7 @@ def teardown_lxcfs(info: dict | None) -> None:
     if not info:
         return
     mount, pid = info.get("mount"), info.get("pid")
-    if mount and os.path.ismount(mount):
+    if mount and mount in mounts_under(mount):             # also a stale one (lxcfs killed)
         run(["umount", "-l", mount], check=False)
     if pid and pid_matches(pid, "lxcfs", mount or ""):
         os.kill(pid, 15)
