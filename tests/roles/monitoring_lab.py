@@ -22,9 +22,11 @@ import pytest
 from lab import ROOT, hardened  # noqa: F401  (fixture)
 
 MON = "rolelab-mon-1"
+DB = "rolelab-db-1"
 # Short enough for tests, as a user would set them for a quick rehearsal; production defaults are
 # in the roles (30s scrapes, HostDown after 2m).
-SCRAPE, EVALUATION, HOST_DOWN_FOR, DISK_FOR = "5s", "5s", "15s", "15s"
+SCRAPE, EVALUATION, HOST_DOWN_FOR, DISK_FOR, REPLICATION_FOR = "5s", "5s", "15s", "15s", "15s"
+REPLICATION_SLOT, STANDBY_UNIT = "lab_standby", "lab-standby"
 
 
 class Webhook:
@@ -75,8 +77,6 @@ class Webhook:
 def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
     return {
         "prometheus_blackbox_targets": probe_urls,
-        # postgres_exporter comes with the PostgreSQL role (issue 11), not yet on this branch.
-        "prometheus_postgres_exporter_hosts": [],
         # Every lab host but the fresh ones (which no role converges).
         "monitoring_exporter_hosts": "hcloud:!fresh",
         "prometheus_node_exporter_hosts": "{{ groups['hcloud'] | difference(groups['fresh'] | default([])) }}",
@@ -85,6 +85,7 @@ def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
         "prometheus_scrape_interval": SCRAPE, "prometheus_scrape_timeout": "4s",
         "prometheus_evaluation_interval": EVALUATION,
         "prometheus_alert_host_down_for": HOST_DOWN_FOR, "prometheus_alert_disk_for": DISK_FOR,
+        "prometheus_alert_replication_broken_for": REPLICATION_FOR,
         "alertmanager_receivers": [{"name": "lab-webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
         "alertmanager_route": {"receiver": "lab-webhook", "group_by": ["alertname", "instance"],
                                "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"},
@@ -102,6 +103,23 @@ def serve_http_on_the_web_tier(lab, hosts=("rolelab-web-1", "rolelab-web-2")):
     for host in hosts:
         lab.ssh(host, "systemctl is-active -q lab-web || { mkdir -p /srv/lab-web && echo ok > /srv/lab-web/index.html && "
                       "systemd-run --unit=lab-web -p Restart=always python3 -m http.server 80 --directory /srv/lab-web; }")
+
+
+def run_postgresql_on_the_db_tier(lab, host=DB):
+    """A stand-in for the PostgreSQL role (issue 11, another branch): Debian's postgresql package on
+    the db host with the cluster it creates, which postgres_exporter reaches over the local socket,
+    and a standby's replication as the primary sees it: a WAL receiver (pg_receivewal, the unit
+    STANDBY_UNIT) streaming through the physical slot REPLICATION_SLOT. Nothing is installed where
+    PostgreSQL already answers (the real role ran first)."""
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null"
+    psql = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c"
+    lab.ssh(host, f"runuser -u postgres -- psql -XAtqc 'SELECT 1' >/dev/null 2>&1 || {install} || "
+                  f"{{ apt-get update -qq && {install}; }}", timeout=900)
+    lab.ssh(host, f"{psql} \"SELECT pg_create_physical_replication_slot('{REPLICATION_SLOT}', true) WHERE NOT EXISTS "
+                  f"(SELECT FROM pg_replication_slots WHERE slot_name = '{REPLICATION_SLOT}')\" && "
+                  f"install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/lab-standby && "
+                  f"{{ systemctl is-active -q {STANDBY_UNIT} || systemd-run --unit={STANDBY_UNIT} -p User=postgres "
+                  f"pg_receivewal -S {REPLICATION_SLOT} -D /var/lib/postgresql/lab-standby; }}")
 
 
 class Monitoring:
@@ -131,6 +149,7 @@ def monitored(lab, hardened):
     def converge():
         webhook = lab.once("monitoring-webhook", lambda: Webhook(lab.controller_ip))
         serve_http_on_the_web_tier(lab)
+        run_postgresql_on_the_db_tier(lab)
         variables = monitoring_vars(webhook.url, [load_balancer_url(lab)])
         monitoring = Monitoring(lab, webhook, variables, None, None)
         monitoring.first = monitoring.playbook().assert_ok()

@@ -16,8 +16,10 @@ import pytest
 
 from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
 from lab import ROOT
-from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
-from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, SCRAPE
+from monitoring_lab import DB, MON, monitored  # noqa: F401  (fixture)
+from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, REPLICATION_FOR, REPLICATION_SLOT, SCRAPE, STANDBY_UNIT
+# The slot's activity as Debian 12's postgres_exporter (0.11) and newer ones (Debian 13) name it.
+SLOT_ACTIVE = "pg_replication_slots_active|pg_replication_slot_slot_is_active"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "monitoring"))   # dashboards.py
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
@@ -47,7 +49,7 @@ def wait_until_all_up(monitored, expected: set[tuple[str, str]], timeout: float 
 def test_prometheus_reports_every_target_up(lab, monitored):
     lb_url = monitored.vars["prometheus_blackbox_targets"][0]
     expected = ({("node", h) for h in CONVERGED} | {("prometheus", MON), ("alertmanager", MON)}
-                | {("blackbox", lb_url)})
+                | {("postgres", DB), ("blackbox", lb_url)})
     seen = wait_until_all_up(monitored, expected)
     assert set(seen) == expected, f"unexpected targets: {sorted(set(seen) - expected)}"
     # The blackbox probe of the load balancer's public URL succeeds (through the LB to the web tier).
@@ -84,12 +86,16 @@ def test_exporter_ports_refused_from_other_tiers_and_closed_to_the_internet(lab,
     matrix = [  # (from, address, port, expected)
         (MON, private[db], 9100, "open"),            # the monitoring host scrapes
         (MON, private[web], 9100, "open"),
+        (MON, private[db], 9187, "open"),            # postgres_exporter
+        (web, private[db], 9187, "refused"),
+        (app, private[db], 9187, "refused"),
         (web, private[db], 9100, "refused"),
         (web, private[app], 9100, "refused"),
         (app, private[db], 9100, "refused"),
         (app, private[MON], 9093, "refused"),        # Alertmanager
         (web, private[MON], 9090, "refused"),        # Prometheus
         (None, lab.ip(db), 9100, None),              # the controller, a public address
+        (None, lab.ip(db), 9187, None),
         (None, lab.ip(MON), 9090, None),
         (fresh[0].name, lab.ip(web), 9100, None),    # another server's public IP
         (fresh[0].name, private[web], 9100, "refused"),   # a server of no tier, in the network
@@ -184,6 +190,36 @@ def test_filling_a_volume_above_the_threshold_fires_the_disk_alert(lab, monitore
     assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
     print(f"\nHostDiskAlmostFull for {mount} (95 % used): posted {fired_after:.1f} s after the fill, "
           f"resolved {resolved[0] - t1:.1f} s after freeing it")
+
+
+def test_stopping_replication_fires_the_replication_alert_and_restarting_it_resolves_it(lab, monitored):
+    # The lab's "standby" is a WAL receiver on the db host streaming through a physical slot (the
+    # real primary + standby come with the PostgreSQL role, issue 11); the primary sees the same when
+    # a standby stops: its slot goes inactive.
+    def slot_active():
+        return {r["metric"].get("slot_name"): r["value"][1] for r in monitored.query(f'{{__name__=~"{SLOT_ACTIVE}", instance="{DB}"}}')}
+    deadline = time.monotonic() + 60
+    while slot_active().get(REPLICATION_SLOT) != "1":
+        assert time.monotonic() < deadline, f"the slot {REPLICATION_SLOT} is not reported active: {slot_active()}"
+        time.sleep(2)
+    t0 = time.monotonic()
+    lab.ssh(DB, f"systemctl stop {STANDBY_UNIT}")
+    try:
+        budget = seconds(REPLICATION_FOR) + seconds(SCRAPE) + 30
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationBroken", instance=DB,
+                                           slot_name=REPLICATION_SLOT)
+        assert fired is not None, (f"PostgresReplicationBroken not posted within {budget + 30} s: {monitored.webhook.alerts(t0)}; "
+                                   f"slots: {slot_active()}")
+        fired_after = fired[0] - t0
+    finally:
+        t1 = time.monotonic()
+        lab.ssh(DB, f"systemctl start {STANDBY_UNIT} 2>/dev/null || systemd-run --unit={STANDBY_UNIT} -p User=postgres "
+                    f"pg_receivewal -S {REPLICATION_SLOT} -D /var/lib/postgresql/lab-standby")
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationBroken", instance=DB)
+    assert resolved is not None, "PostgresReplicationBroken not resolved within 120 s of restarting replication"
+    assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
+    print(f"\nPostgresReplicationBroken for the slot {REPLICATION_SLOT}: posted {fired_after:.1f} s after replication "
+          f"stopped (budget {budget} s), resolved {resolved[0] - t1:.1f} s after it restarted")
 
 
 def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
