@@ -367,6 +367,20 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/d
             return "refused"
         return "filtered"
 
+    def assert_tcp_matrix(self, title: str, matrix):
+        """Each (from, to, address, port, expected) of matrix: a TCP connect (self.tcp) from a lab host
+        (None: the controller); expected is open, refused or filtered, or None for "anything but open".
+        Prints the table, then fails with every row that differs."""
+        rows, wrong = [], []
+        for source, target, address, port, expected in matrix:
+            got = self.tcp(source, address, port)
+            ok = got == expected if expected else got != "open"
+            rows.append(f"{source or 'controller':18} -> {target:14} {address:>12}:{port:<5} {got:9} {'ok' if ok else 'WRONG'}")
+            if not ok:
+                wrong.append(rows[-1])
+        print(f"\n{title}:\n" + "\n".join(rows))
+        assert not wrong, wrong
+
     def api(self):
         from hcloud import Client
         return Client(token=self.cloud.token, api_endpoint=self.cloud.endpoint)

@@ -83,32 +83,24 @@ def test_a_second_run_changes_nothing(monitored):
 def test_exporter_ports_refused_from_other_tiers_and_closed_to_the_internet(lab, monitored, fresh):
     web, app, db = "rolelab-web-1", "rolelab-app-1", "rolelab-db-1"
     private = {h: lab.hosts[h].private_ip for h in CONVERGED}
-    matrix = [  # (from, address, port, expected)
-        (MON, private[db], 9100, "open"),            # the monitoring host scrapes
-        (MON, private[web], 9100, "open"),
-        (MON, private[db], 9187, "open"),            # postgres_exporter
-        (web, private[db], 9187, "refused"),
-        (app, private[db], 9187, "refused"),
-        (web, private[db], 9100, "refused"),
-        (web, private[app], 9100, "refused"),
-        (app, private[db], 9100, "refused"),
-        (app, private[MON], 9093, "refused"),        # Alertmanager
-        (web, private[MON], 9090, "refused"),        # Prometheus
-        (None, lab.ip(db), 9100, None),              # the controller, a public address
-        (None, lab.ip(db), 9187, None),
-        (None, lab.ip(MON), 9090, None),
-        (fresh[0].name, lab.ip(web), 9100, None),    # another server's public IP
-        (fresh[0].name, private[web], 9100, "refused"),   # a server of no tier, in the network
+    matrix = [  # (from, to, address, port, expected)
+        (MON, db, private[db], 9100, "open"),            # the monitoring host scrapes
+        (MON, web, private[web], 9100, "open"),
+        (MON, db, private[db], 9187, "open"),            # postgres_exporter
+        (web, db, private[db], 9100, "refused"),
+        (web, app, private[app], 9100, "refused"),
+        (app, db, private[db], 9100, "refused"),
+        (web, db, private[db], 9187, "refused"),
+        (app, db, private[db], 9187, "refused"),
+        (app, MON, private[MON], 9093, "refused"),       # Alertmanager
+        (web, MON, private[MON], 9090, "refused"),       # Prometheus
+        (None, db, lab.ip(db), 9100, None),              # the controller, a public address
+        (None, db, lab.ip(db), 9187, None),
+        (None, MON, lab.ip(MON), 9090, None),
+        (fresh[0].name, web, lab.ip(web), 9100, None),   # another server's public IP
+        (fresh[0].name, web, private[web], 9100, "refused"),   # a server of no tier, in the network
     ]
-    rows, wrong = [], []
-    for source, address, port, expected in matrix:
-        got = lab.tcp(source, address, port)
-        ok = got == expected if expected else got != "open"
-        rows.append(f"{source or 'controller':18} -> {address:>12}:{port:<5} {got:9} {'ok' if ok else 'WRONG'}")
-        if not ok:
-            wrong.append(rows[-1])
-    print("\nexporter ports:\n" + "\n".join(rows))
-    assert not wrong, wrong
+    lab.assert_tcp_matrix("exporter ports", matrix)
 
 
 def test_powering_a_server_off_fires_host_down_at_the_webhook_and_power_on_resolves_it(lab, monitored):
