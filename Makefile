@@ -35,8 +35,8 @@ help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
 	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
-	@echo "make sanity            ansible-test sanity --venv --python 3.11 on a copy of the collection"
-	@echo "make test-unit         pytest tests/unit"
+	@echo "make sanity            ansible-test sanity on a copy of the collection, ansible-core 2.19 (3.11) and 2.21 (3.12)"
+	@echo "make test-unit         pytest tests/unit, on ansible-core 2.19 (.venv) and 2.21 (.venv-ansible14)"
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
 	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
@@ -69,11 +69,27 @@ test: venv
 lint: venv
 	@bash scripts/lint.sh
 
+# Both toolchains: ansible-core 2.19 on Python 3.11 (.venv) and 2.21 on Python 3.12 (.venv-ansible14).
+# SANITY_TOOLCHAINS="" / UNIT_TOOLCHAINS="" limit to .venv; "ansible14" alone to the second one.
+SANITY_TOOLCHAINS ?= default ansible14
+UNIT_TOOLCHAINS ?= default ansible14
+PYTHON14 := $(CURDIR)/.venv-ansible14/bin/python
+
 sanity: venv
-	@bash scripts/sanity.sh $(SANITY_ARGS)
+	@rc=0; for tc in $(SANITY_TOOLCHAINS); do \
+	    echo "=== ansible-test sanity: $$tc"; \
+	    SANITY_TOOLCHAIN=$${tc#default} bash scripts/sanity.sh $(SANITY_ARGS) || rc=1; \
+	done; exit $$rc
 
 test-unit: venv
-	$(call pytest_dir,tests/unit,optional)
+	@rc=0; for tc in $(UNIT_TOOLCHAINS); do \
+	    if [ $$tc = default ]; then py=$(PYTHON); \
+	    elif [ -x $(PYTHON14) ]; then py=$(PYTHON14); \
+	    elif [ -n "$${CI:-}" ]; then echo "$(PYTHON14) missing (make venv builds it)"; rc=1; continue; \
+	    else echo "$(PYTHON14) missing: unit tests on ansible-core 2.21 skipped"; continue; fi; \
+	    echo "=== pytest tests/unit: $$($$py -c 'import ansible, sys; print("ansible-core", ansible.__version__, "Python", sys.version.split()[0])')"; \
+	    $$py -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS) tests/unit || rc=1; \
+	done; exit $$rc
 
 test-localcloud: venv
 	$(call pytest_dir,tests/localcloud,optional)

@@ -93,6 +93,29 @@ def start_cloud(state: Path, *args: str, port: int | None = None) -> RunningClou
     raise RuntimeError(f"localcloud did not start within {deadline - started:.0f} s")
 
 
+def self_signed_certificate(domain: str) -> tuple[str, str]:
+    """(certificate PEM, private key PEM) of a fresh self-signed certificate for `domain`, for tests
+    that upload one (cryptography: a dependency of the local cloud)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
 @contextmanager
 def running_cloud(state: Path, *args: str):
     cloud = start_cloud(state, *args)

@@ -11,8 +11,15 @@ options:
   api_token:
     description:
       - The API token of the Hetzner Cloud project (Read & Write for modules that change things).
-      - If not set, the value of the E(HCLOUD_TOKEN) environment variable is used.
-    required: true
+      - Keep it in an ansible-vault encrypted variable and pass it to every module of the collection
+        at once with C(module_defaults) for C(group/autoscale.hetzner.hcloud).
+      - If not set, the first of these is used, in this order
+        - the E(HCLOUD_TOKEN) environment variable,
+        - the E(HETZNER_API_TOKEN) environment variable (a C(.env) file exported with C(set -a; . ./.env)),
+        - the token of the hcloud CLI's active context (C(hcloud context use NAME)) in
+          C(~/.config/hcloud/cli.toml), or the file in E(HCLOUD_CONFIG), context E(HCLOUD_CONTEXT) if set.
+      - The module fails, naming these sources, if none has a token. The token is never printed
+        (it is a C(no_log) value, also at C(-vvvv) and in error messages).
     type: str
   api_endpoint:
     description:

@@ -37,10 +37,17 @@ options:
     description:
       - The API token of the Hetzner Cloud project (Read access is enough).
       - May be a template, for example a vaulted variable passed with C(--extra-vars).
+      - If not set, the first of these is used, in this order
+        - the E(HCLOUD_TOKEN) environment variable,
+        - the E(HETZNER_API_TOKEN) environment variable (a C(.env) file exported with C(set -a; . ./.env)),
+        - the token of the hcloud CLI's active context in C(~/.config/hcloud/cli.toml) (or E(HCLOUD_CONFIG),
+          context E(HCLOUD_CONTEXT)), as the modules do.
+      - The token is never printed.
     type: str
-    required: true
     aliases: [token]
     env:
+      # Ansible takes the last variable that is set: HCLOUD_TOKEN wins over HETZNER_API_TOKEN.
+      - name: HETZNER_API_TOKEN
       - name: HCLOUD_TOKEN
   api_endpoint:
     description:
@@ -149,21 +156,15 @@ cache_timeout: 600
 """
 
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.autoscale.hetzner.plugins.module_utils.credentials import cli_context_token
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-try:
-    from hcloud import APIException, Client
+from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerApi, HetznerError, make_transport
 
-    HAS_HCLOUD = True
-except ImportError:
-    HAS_HCLOUD = False
-
-PER_PAGE = 50
 USER_AGENT_NAME = "autoscale.hetzner-inventory"
 USER_AGENT_VERSION = "1.0.0"
 
@@ -186,55 +187,6 @@ def first_ipv6_address(network):
     return prefix + "1" if prefix.endswith("::") else prefix
 
 
-class PageFetcher:
-    """Lists API collections with as few and as parallel requests as possible.
-
-    One hcloud Client per thread: requests.Session objects should not be shared between threads.
-    """
-
-    def __init__(self, client_factory, parallel):
-        self._client_factory = client_factory
-        self._local = threading.local()
-        self.parallel = max(1, parallel)
-
-    def client(self):
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._client_factory()
-            self._local.client = client
-        return client
-
-    def get_page(self, path, root_key, params, page):
-        query = dict(params)
-        query["page"] = page
-        query["per_page"] = PER_PAGE
-        payload = self.client().request("GET", path, params=query)
-        pagination = (payload.get("meta") or {}).get("pagination") or {}
-        return payload.get(root_key) or [], pagination
-
-    def list_all(self, path, root_key, params=None, executor=None):
-        """All items of a collection: page 1, then every other page at once (last_page is known)."""
-        params = params or {}
-        items, pagination = self.get_page(path, root_key, params, 1)
-        last_page = pagination.get("last_page")
-        if last_page and last_page > 1:
-            pages = range(2, last_page + 1)
-            if executor is not None and self.parallel > 1:
-                results = executor.map(lambda p: self.get_page(path, root_key, params, p)[0], pages)
-            else:
-                results = (self.get_page(path, root_key, params, p)[0] for p in pages)
-            for page_items in results:
-                items.extend(page_items)
-            return items
-        # Unknown total: follow next_page one by one.
-        next_page = pagination.get("next_page")
-        while next_page:
-            page_items, pagination = self.get_page(path, root_key, params, next_page)
-            items.extend(page_items)
-            next_page = pagination.get("next_page")
-        return items
-
-
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "autoscale.hetzner.hcloud"
 
@@ -243,35 +195,33 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # -- reading the API -------------------------------------------------------------------
 
-    def _make_client(self):
+    def _api(self):
+        """The collection's one API client path (module_utils/api.py): a client per thread, retries,
+        pages 2..N fetched in parallel once page 1 told how many there are."""
         token = self.get_option("api_token")
         if token and "{{" in token:
             token = self.templar.template(token)
         if not token:
+            token = cli_context_token()
+        if not token:
             raise AnsibleError("autoscale.hetzner.hcloud: api_token (or HCLOUD_TOKEN) is required")
-        endpoint = self.get_option("api_endpoint")
-        return lambda: Client(
-            token=to_native(token),
-            api_endpoint=endpoint,
-            application_name=USER_AGENT_NAME,
-            application_version=USER_AGENT_VERSION,
-        )
+        transport = make_transport(to_native(token), self.get_option("api_endpoint"),
+                                   application_name=USER_AGENT_NAME, application_version=USER_AGENT_VERSION)
+        return HetznerApi(transport, parallel=self.get_option("parallel_requests"))
 
     def _fetch(self):
         """Servers and networks, read concurrently. Returns (servers, networks_by_id)."""
-        fetcher = PageFetcher(self._make_client(), self.get_option("parallel_requests"))
+        api = self._api()
         params = {}
         if self.get_option("label_selector"):
             params["label_selector"] = self.get_option("label_selector")
         if self.get_option("status"):
             params["status"] = self.get_option("status")
-
-        with ThreadPoolExecutor(max_workers=max(2, fetcher.parallel)) as executor:
-            # Page 1 of both collections leaves at the same time; the other server pages follow in
-            # parallel once the first one told how many there are. One list of networks replaces
-            # the per-network lookups (GET /networks/{id}) that lazy client models would send.
-            networks_future = executor.submit(fetcher.list_all, "/networks", "networks")
-            servers = fetcher.list_all("/servers", "servers", params, executor)
+        # Page 1 of both collections leaves at the same time. One list of networks replaces the
+        # per-network lookups (GET /networks/{id}) that lazy client models would send.
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            networks_future = executor.submit(api.list_path, "/networks", "networks")
+            servers = api.list_path("/servers", "servers", params)
             networks = networks_future.result()
         return servers, {network["id"]: network for network in networks}
 
@@ -416,14 +366,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 update_cache = True
 
         if hosts is None:
-            if not HAS_HCLOUD:
-                raise AnsibleError("autoscale.hetzner.hcloud needs the Python library hcloud (pip install hcloud)")
             try:
                 servers, networks = self._fetch()
-            except APIException as exc:
-                raise AnsibleError(
-                    "autoscale.hetzner.hcloud: Hetzner Cloud API error %s: %s" % (exc.code, exc.message)
-                ) from exc
+            except HetznerError as exc:
+                raise AnsibleError("autoscale.hetzner.hcloud: %s" % exc.message) from exc
             selected = self._selected_network_id(networks)
             hosts = [self.build_host(server, networks, selected) for server in servers]
 

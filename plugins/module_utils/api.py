@@ -9,8 +9,13 @@ returns them, so there is no model class in between that could hide or rename a 
 
 from __future__ import annotations
 
+import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from .credentials import MISSING_TOKEN
 
 try:
     from hcloud import Client, HCloudException
@@ -21,6 +26,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the libr
     HCloudException = Exception
     HAS_HCLOUD = False
     HCLOUD_IMPORT_ERROR = exc
+
+try:  # hcloud-python is built on requests
+    from requests.exceptions import ConnectionError as ConnectionError_
+    HAS_REQUESTS = True
+except ImportError:  # pragma: no cover - exercised only without the library
+    ConnectionError_ = None
+    HAS_REQUESTS = False
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 USER_AGENT_NAME = "autoscale.hetzner"
@@ -43,8 +55,9 @@ RESOURCE_PATHS = {
     "primary_ip": "primary_ips",
 }
 
-# Kinds whose list endpoint has no `name` filter in practice is none; floating IPs are named
-# optionally, so lookup by name may legitimately find nothing.
+# Kinds whose resources have actions (GET /<kinds>/{id}/actions).
+KINDS_WITH_ACTIONS = {"server", "network", "firewall", "volume", "load_balancer", "floating_ip", "primary_ip"}
+PER_PAGE = 50
 
 
 class HetznerError(Exception):
@@ -124,29 +137,93 @@ def describe_api_error(exc: BaseException, doing: str | None = None) -> HetznerE
                         field=fields[0][0] if fields else None)
 
 
-def build_client(token: str, endpoint: str | None = None, timeout: float = 30.0):
+def build_client(token: str, endpoint: str | None = None, timeout: float = 30.0,
+                 application_name: str = USER_AGENT_NAME, application_version: str = USER_AGENT_VERSION):
     """The one client factory. Raises HetznerError if hcloud is missing or the token is empty."""
     if not HAS_HCLOUD:
         raise HetznerError("the Python library 'hcloud' is required on the controller: "
                            "pip install hcloud (import error: %s)" % HCLOUD_IMPORT_ERROR)
     if not token:
-        raise HetznerError("api_token is empty: set api_token or the HCLOUD_TOKEN environment variable",
-                           field="api_token")
+        raise HetznerError(MISSING_TOKEN, field="api_token")
     return Client(token=token, api_endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"),
-                  application_name=USER_AGENT_NAME, application_version=USER_AGENT_VERSION,
+                  application_name=application_name, application_version=application_version,
                   timeout=timeout)
 
 
+# Answers worth another try. hcloud-python's Client.request already retries rate_limit_exceeded (429),
+# conflict (409), bad_gateway (502) and timeout (504) itself, with exponential backoff; 503 and refused or
+# reset connections it gives up on at once. A retried write whose first answer was lost is recognised by
+# the callers (uniqueness_error after a create, not_found after a delete, *_already_* after an action).
+RETRIED_CODES = {"unavailable", 503, "503"}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if HAS_HCLOUD and isinstance(exc, HCloudException) and getattr(exc, "code", None) in RETRIED_CODES:
+        return True
+    return HAS_REQUESTS and isinstance(exc, ConnectionError_)
+
+
+class Transport:
+    """The one way requests reach the API: one hcloud Client per thread (a requests.Session must not be
+    shared between threads), retries of what hcloud-python does not retry, and a request counter.
+
+    ``factory()`` builds a client; anything with ``request(method, path, **kwargs) -> dict`` will do.
+    ``requests`` counts the requests sent through it, retries included (hcloud-python's own retries of
+    429/409/502/504 happen inside one call and are not seen here).
+    """
+
+    def __init__(self, factory, retries: int = 5, backoff: float = 0.5, backoff_cap: float = 8.0):
+        self._factory = factory
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_cap = backoff_cap
+        self.requests = 0
+
+    def client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._factory()
+        return client
+
+    def request(self, method: str, path: str, **kwargs) -> dict:
+        attempt = 0
+        while True:
+            with self._lock:
+                self.requests += 1
+            try:
+                return self.client().request(method, path, **kwargs) or {}
+            except Exception as exc:  # pylint: disable=broad-except
+                if attempt >= self.retries or not is_retryable(exc):
+                    raise
+            delay = min(self.backoff_cap, self.backoff * (2 ** attempt))
+            time.sleep(delay / 2 + random.uniform(0, delay / 2))
+            attempt += 1
+
+
+def make_transport(token: str, endpoint: str | None = None, **kwargs) -> Transport:
+    """A Transport whose per-thread clients come from :func:`build_client` (checked once, here)."""
+    build_client(token, endpoint, **kwargs)  # fail early, in the caller's thread, on a missing library/token
+    return Transport(lambda: build_client(token, endpoint, **kwargs))
+
+
 class HetznerApi:
-    """Thin JSON layer over `hcloud.Client.request` (which already retries conflict/429/5xx).
+    """Thin JSON layer over a :class:`Transport` (or any object with ``request()``).
 
     All methods return plain dicts. Errors are raised as HetznerError.
     """
 
-    def __init__(self, client, poll_interval: float = 0.5, poll_max_interval: float = 3.0):
-        self.client = client
+    def __init__(self, client, poll_interval: float = 0.5, poll_max_interval: float = 3.0, parallel: int = 8):
+        self.transport = client if isinstance(client, Transport) else Transport(lambda: client)
         self.poll_interval = poll_interval
         self.poll_max_interval = poll_max_interval
+        self.parallel = max(1, parallel)
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far (retries included)."""
+        return self.transport.requests
 
     # -- raw ------------------------------------------------------------------
     def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
@@ -157,7 +234,7 @@ class HetznerApi:
         if body is not None:
             kwargs["json"] = body
         try:
-            return self.client.request(method, path, **kwargs) or {}
+            return self.transport.request(method, path, **kwargs) or {}
         except Exception as exc:  # hcloud errors, and connection errors from requests
             if isinstance(exc, HetznerError):
                 raise
@@ -166,21 +243,37 @@ class HetznerApi:
             raise HetznerError("%s %s failed: %s" % (doing or method, path, exc)) from exc
 
     # -- reading --------------------------------------------------------------
+    def list_path(self, path: str, root: str, params: dict | None = None) -> list[dict]:
+        """Every item of a collection: page 1, then all other pages at once when page 1 tells how many
+        there are (else one after the other, following next_page)."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+
+        def page(number):
+            data = self.request("GET", path, params=dict(params, page=number, per_page=PER_PAGE))
+            return data.get(root) or [], (data.get("meta") or {}).get("pagination") or {}
+
+        items, pagination = page(1)
+        last_page = pagination.get("last_page")
+        if last_page and last_page > 1:
+            numbers = range(2, last_page + 1)
+            if self.parallel > 1:
+                with ThreadPoolExecutor(max_workers=min(self.parallel, len(numbers))) as pool:
+                    pages = list(pool.map(lambda n: page(n)[0], numbers))
+            else:
+                pages = [page(n)[0] for n in numbers]
+            for page_items in pages:
+                items.extend(page_items)
+            return items
+        next_page = pagination.get("next_page")
+        while next_page:
+            page_items, pagination = page(next_page)
+            items.extend(page_items)
+            next_page = pagination.get("next_page")
+        return items
+
     def list(self, kind: str, **filters) -> list[dict]:
         """All objects of a kind, following pagination. Filters are query parameters."""
-        path = "/" + RESOURCE_PATHS[kind]
-        root = RESOURCE_PATHS[kind]
-        params = {k: v for k, v in filters.items() if v is not None}
-        params["per_page"] = 50
-        page = 1
-        result: list[dict] = []
-        while page:
-            params["page"] = page
-            data = self.request("GET", path, params=dict(params))
-            result.extend(data.get(root) or [])
-            pagination = (data.get("meta") or {}).get("pagination") or {}
-            page = pagination.get("next_page")
-        return result
+        return self.list_path("/" + RESOURCE_PATHS[kind], RESOURCE_PATHS[kind], filters)
 
     def get(self, kind: str, ident: int) -> dict | None:
         """One object by id, None when it does not exist."""
@@ -205,6 +298,13 @@ class HetznerApi:
             return self.get(kind, int(name))
         return None
 
+    def running_actions(self, kind: str, ident: int) -> list[dict]:
+        """The actions still running on one resource (e.g. left by a run that was killed)."""
+        if kind not in KINDS_WITH_ACTIONS or not isinstance(ident, int):
+            return []
+        data = self.request("GET", "/%s/%s/actions" % (RESOURCE_PATHS[kind], ident), params={"status": "running"})
+        return [a for a in data.get("actions") or [] if a.get("status") == "running"]
+
     # -- writing --------------------------------------------------------------
     def create(self, kind: str, body: dict) -> dict:
         return self.request("POST", "/" + RESOURCE_PATHS[kind], body=body,
@@ -225,10 +325,11 @@ class HetznerApi:
         return actions_of(data)
 
     # -- waiting --------------------------------------------------------------
-    def wait(self, actions: list[dict], timeout: float = 900.0) -> list[dict]:
+    def wait(self, actions: list[dict], timeout: float = 900.0, raise_on_error: bool = True) -> list[dict]:
         """Wait for many actions together, polling `GET /actions?id=..&id=..` in chunks of 25.
 
-        Raises HetznerError naming the first failed action (command, resources, error).
+        Raises HetznerError naming the first failed action (command, resources, error), unless
+        ``raise_on_error`` is false (then the finished actions are returned, failed ones included).
         """
         pending = {a["id"]: a for a in actions if a and a.get("status") == "running"}
         done = {a["id"]: a for a in actions if a and a.get("status") != "running"}
@@ -237,6 +338,7 @@ class HetznerApi:
         while pending:
             time.sleep(interval)
             ids = list(pending)
+            before = len(pending)
             for start in range(0, len(ids), 25):
                 chunk = ids[start:start + 25]
                 data = self.request("GET", "/actions", params={"id": chunk}, doing="polling actions")
@@ -247,9 +349,11 @@ class HetznerApi:
             if pending and time.monotonic() > deadline:
                 raise HetznerError("timed out after %ss waiting for actions %s"
                                    % (timeout, ", ".join(describe_action(a) for a in pending.values())))
-            interval = min(interval * 1.5, self.poll_max_interval)
+            # Polls grow apart while nothing finishes; when something did, what is left is often its
+            # successor (start_server after create_server, a quick action): look again soon.
+            interval = self.poll_interval if len(pending) < before else min(interval * 1.5, self.poll_max_interval)
         for action in done.values():
-            if action.get("status") == "error":
+            if raise_on_error and action.get("status") == "error":
                 error = action.get("error") or {}
                 raise HetznerError("action %s failed: %s (%s)" % (describe_action(action), error.get("message"),
                                                                   error.get("code")),

@@ -11,31 +11,59 @@ the plan and return the resulting object, ``diff`` and the executed ``plan``.
 
 from __future__ import annotations
 
+from ansible_collections.autoscale.hetzner.plugins.module_utils.credentials import token_fallback
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from .api import HetznerApi, HetznerError, build_client, DEFAULT_ENDPOINT
-from .reconcile import CONTEXT_NEEDS, Resolver, gather_context, run_plan
+from .api import HetznerApi, HetznerError, make_transport, DEFAULT_ENDPOINT
+from .reconcile import ApiLoader, Context, Resolver, harvest, run_plan
 from .planners import plan as make_plan, planned_object, represent
+from . import specs
+from . import validation as v
+
+
+class HetznerModule(AnsibleModule):
+    """AnsibleModule whose argument errors name the full path of the offending key.
+
+    Ansible's own messages for nested options say ``found in tiers -> servers``, never which element,
+    and stop at the first problem. When Ansible refuses the arguments, every problem is reported as
+    ``tiers[1].servers[0].ipp: unknown key; did you mean ip?`` (see specs.py), with changed=false.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._checking_arguments = True
+        super().__init__(*args, **kwargs)
+        self._checking_arguments = False
+
+    def fail_json(self, msg, **kwargs):  # pylint: disable=arguments-differ
+        if getattr(self, "_checking_arguments", False) and getattr(self, "validation_result", None) is not None:
+            constraints = {name: getattr(self, name, None) for name in specs.CONSTRAINTS}
+            problems = specs.argument_errors(self.argument_spec, self.params, constraints=constraints)
+            if problems:
+                msg = "invalid options, nothing was changed:\n- " + "\n- ".join(problems)
+                kwargs["errors"] = problems
+            kwargs.setdefault("changed", False)
+        super().fail_json(msg=msg, **kwargs)
 
 
 def common_argument_spec() -> dict:
     return {
-        "api_token": {"type": "str", "required": True, "no_log": True,
-                      "fallback": (env_fallback, ["HCLOUD_TOKEN"])},
+        # not required: build_client() says which sources were tried (credentials.py) when none had one
+        "api_token": {"type": "str", "no_log": True, "fallback": (token_fallback,)},
         "api_endpoint": {"type": "str", "default": DEFAULT_ENDPOINT, "aliases": ["endpoint"],
                          "fallback": (env_fallback, ["HCLOUD_ENDPOINT"])},
     }
 
 
-def api_from_module(module: AnsibleModule) -> HetznerApi:
+def api_from_module(module: AnsibleModule, **kwargs) -> HetznerApi:
     try:
-        return HetznerApi(build_client(module.params["api_token"], module.params["api_endpoint"]))
+        return HetznerApi(make_transport(module.params["api_token"], module.params["api_endpoint"]), **kwargs)
     except HetznerError as exc:
-        module.fail_json(msg=str(exc), failure=exc.failure())
+        module.fail_json(msg=str(exc), failure=exc.failure(), changed=False)
     return None  # not reached
 
 
 def fail(module: AnsibleModule, exc: HetznerError, **extra):
+    extra.setdefault("changed", False)
     module.fail_json(msg=str(exc), failure=exc.failure(), **extra)
 
 
@@ -47,20 +75,35 @@ def desired_from_params(params: dict, spec: dict) -> dict:
     return {key: params.get(key) for key in spec}
 
 
+def lazy_context(api, kind: str, objects) -> Context:
+    """A Context that reads referenced objects on demand, seeded with ``objects`` of ``kind`` and the
+    catalogue objects they embed."""
+    ctx = Context(loader=ApiLoader(api))
+    for obj in objects:
+        ctx.add(kind, obj)
+        harvest(ctx, kind, obj)
+    return ctx
+
+
 def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclusive=None,
-                        images_option: str | None = None, supports_check_mode: bool = True) -> None:
+                        supports_check_mode: bool = True) -> None:
+    """Find the resource by name, read what it references (only that), plan, and apply the plan.
+
+    An unchanged run sends one request for the resource plus one per referenced object that the
+    resource does not embed (a server's network and firewall, a volume's server)."""
     argument_spec = common_argument_spec()
-    argument_spec.update(spec)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode,
+    argument_spec.update(specs.copy_spec(spec))
+    module = HetznerModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode,
                            required_if=required_if or [], mutually_exclusive=mutually_exclusive or [])
-    api = api_from_module(module)
     desired = desired_from_params(module.params, spec)
+    problems = v.static_errors(kind, desired)
+    if problems:  # nothing was read or changed
+        module.fail_json(msg="%s %r: nothing was changed because the request is invalid: %s" % (
+            kind, desired["name"], " | ".join(problems)), errors=problems, changed=False)
+    api = api_from_module(module)
     try:
         actual = api.find(kind, desired["name"])
-        images = [desired.get(images_option)] if images_option else None
-        ctx = gather_context(api, CONTEXT_NEEDS[kind], images=images)
-        if actual is not None:
-            ctx.add(kind, actual)
+        ctx = lazy_context(api, kind, [actual] if actual is not None else [])
         plan = make_plan(kind, desired, actual, ctx)
     except HetznerError as exc:
         fail(module, exc)
@@ -82,10 +125,10 @@ def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclus
         resolver = Resolver(api, ctx)
         obj = run_plan(api, plan, resolver)
         if obj is not None and kind == "server":
-            ctx.objects["firewall"] = api.list("firewall")  # refresh who applies what
+            ctx.forget("firewall")  # which firewalls apply to it changed: read them again
         result[result_key(kind)] = represent(kind, obj, ctx) if obj is not None else None
     except HetznerError as exc:
-        fail(module, exc, plan=plan.to_dict())
+        fail(module, exc, plan=plan.to_dict(), changed=True)
         return
     module.exit_json(**result)
 
@@ -101,7 +144,7 @@ def info_argument_spec() -> dict:
 
 
 def run_info_module(kind: str) -> None:
-    module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
+    module = HetznerModule(argument_spec=info_argument_spec(), supports_check_mode=True)
     api = api_from_module(module)
     params = module.params
     try:
@@ -110,11 +153,7 @@ def run_info_module(kind: str) -> None:
             objects = [obj] if obj else []
         else:
             objects = api.list(kind, name=params["name"], label_selector=params["label_selector"])
-        ctx = gather_context(api, CONTEXT_NEEDS[kind])
-        if kind == "server":
-            ctx.objects["firewall"] = api.list("firewall")
-        for obj in objects:
-            ctx.add(kind, obj)
+        ctx = lazy_context(api, kind, objects)
         info = [represent(kind, obj, ctx) for obj in objects]
     except HetznerError as exc:
         fail(module, exc)

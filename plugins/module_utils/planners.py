@@ -388,14 +388,21 @@ SERVER_STATES = ("present", "absent", "started", "stopped", "rebuilt", "restarte
 
 
 def _server_direct_firewalls(server, ctx):
-    """Firewalls applied to the server directly (not through a label selector)."""
+    """Firewalls applied to the server directly (not through a label selector): those whose applied_to
+    names the server, among the firewalls the server lists as applied (and, in a context that holds every
+    firewall, among all of them)."""
+    candidates = {entry.get("id"): ctx.by_id("firewall", entry.get("id"))
+                  for entry in (server.get("public_net") or {}).get("firewalls") or []}
+    if ctx.loader is None:
+        candidates.update((f.get("id"), f) for f in ctx.all("firewall"))
     names = []
-    for firewall in ctx.all("firewall"):
-        for entry in firewall.get("applied_to") or []:
-            if entry.get("type") == "server" and (entry.get("server") or {}).get("id") == server.get("id"):
+    for ident, firewall in candidates.items():
+        if firewall is None:
+            names.append(ident)
+            continue
+        for applied in firewall.get("applied_to") or []:
+            if applied.get("type") == "server" and (applied.get("server") or {}).get("id") == server.get("id"):
                 names.append(firewall.get("name"))
-    if not ctx.all("firewall"):
-        names = [ctx.name_of("firewall", f.get("id")) for f in (server.get("public_net") or {}).get("firewalls") or []]
     return sorted(set(names), key=str)
 
 
@@ -959,8 +966,8 @@ def plan_load_balancer(desired, actual, ctx):
             errors.append("targets: use_private_ip needs the load balancer in a network; set network")
     if after["load_balancer_type"] is None and actual is None:
         errors.append("load_balancer_type: required to create load balancer %r" % desired.get("name"))
-    elif after["load_balancer_type"] is not None and ctx.all("load_balancer_type") and \
-            ctx.lookup("load_balancer_type", after["load_balancer_type"]) is None:
+    elif after["load_balancer_type"] is not None and \
+            ctx.lookup("load_balancer_type", after["load_balancer_type"]) is None and ctx.all("load_balancer_type"):
         errors.append("load_balancer_type: unknown type %r; known: %s" % (
             after["load_balancer_type"], ", ".join(sorted(t["name"] for t in ctx.all("load_balancer_type")))))
     location = v.check_location(after["location"], ctx, errors) if after["location"] else None
@@ -1101,11 +1108,16 @@ REPRESENTERS = {
 
 
 def plan(kind: str, desired: dict, actual: dict | None, ctx) -> Plan:
-    """Plan one resource. Pure: reads only its arguments."""
-    result = PLANNERS[kind](desired, actual, ctx)
-    if desired.get("state") != "absent":
-        v.check_labels(desired.get("labels"), result.errors)
-    return result
+    """Plan one resource from its arguments (and what ``ctx`` knows or, with a loader, reads).
+
+    The options are checked on their own first (ports, CIDRs, sizes, labels, ...): a plan with such
+    errors is not planned any further, so nothing invalid reaches a planner or the API."""
+    errors = v.static_errors(kind, desired)
+    if errors:
+        result = _new_plan(kind, desired, actual)
+        result.errors.extend(errors)
+        return result
+    return PLANNERS[kind](desired, actual, ctx)
 
 
 def normalise(kind: str, obj: dict | None, ctx) -> dict | None:

@@ -13,6 +13,8 @@ wait for all their actions in one batched poll.  :func:`run_plan` does that for 
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 from .api import HetznerError, RESOURCE_PATHS, actions_of
@@ -130,34 +132,112 @@ class Plan:
                 "errors": list(self.errors), "warnings": list(self.warnings)}
 
 
-class Context:
-    """Pure data the planners read: existing objects by kind, plus names that will exist
-    because they are created in the same run (``pending``).  Gathered before planning by
-    :func:`gather_context`."""
+# Small read-only kinds that are listed whole when one of them is needed.
+CATALOGUE_KINDS = {"location", "server_type", "load_balancer_type"}
 
-    def __init__(self, objects: dict[str, list[dict]] | None = None, pending: set | None = None):
+
+class Context:
+    """What the planners read: existing objects by kind, plus names that will exist because they
+    are created in the same run (``pending``).
+
+    Without a ``loader`` the context is pure data, gathered before planning (the stack lists every
+    kind once). With a ``loader`` (the per-resource modules) a lookup that misses reads just that
+    object (by name or id) and keeps it, so a module reads its own resource and the ones it
+    references, whatever else the project holds; ``all(kind)`` lists a kind the first time it is
+    needed. Safe to share between threads (the stack records created objects from a pool).
+    """
+
+    BULK_AFTER = 3  # by-id misses of one kind after which the whole kind is listed instead
+
+    def __init__(self, objects: dict[str, list[dict]] | None = None, pending: set | None = None, loader=None):
+        self._lock = threading.RLock()
         self.objects: dict[str, list[dict]] = {k: list(v) for k, v in (objects or {}).items()}
         self.pending: set = set(pending or ())  # {(kind, name)}
+        self.loader = loader
+        self._complete = set(self.objects)  # kinds listed in full: a miss there is final
+        self._missed: set = set()           # (kind, key) the loader did not find
+        self._id_misses: dict[str, int] = {}
 
+    # -- writing (copy on write: readers iterate a list that is never changed) ------------------
     def add(self, kind: str, obj: dict) -> None:
-        items = self.objects.setdefault(kind, [])
-        items[:] = [o for o in items if o.get("id") != obj.get("id")]
-        items.append(obj)
+        with self._lock:
+            items = [o for o in self.objects.get(kind, []) if o.get("id") != obj.get("id")]
+            items.append(obj)
+            self.objects[kind] = items
+
+    def set_all(self, kind: str, objs: list[dict]) -> None:
+        """The complete list of a kind (objects of it added before and not listed are kept)."""
+        with self._lock:
+            listed = {o.get("id") for o in objs}
+            self.objects[kind] = list(objs) + [o for o in self.objects.get(kind, []) if o.get("id") not in listed]
+            self._complete.add(kind)
+
+    def forget(self, kind: str) -> None:
+        """Drop what is known of a kind (it changed): the loader reads it again when needed."""
+        with self._lock:
+            self.objects.pop(kind, None)
+            self._complete.discard(kind)
+            self._missed = {m for m in self._missed if m[0] != kind}
+
+    # -- reading ---------------------------------------------------------------------------
+    def _lazy(self, kind: str) -> bool:
+        return self.loader is not None and kind not in self._complete
 
     def all(self, kind: str) -> list[dict]:
+        if self._lazy(kind):
+            with self._lock:
+                if self._lazy(kind):
+                    self.set_all(kind, self.loader.list(kind))
         return self.objects.get(kind, [])
 
-    def by_name(self, kind: str, name) -> dict | None:
+    def _scan(self, kind: str, key: str, value) -> dict | None:
         for obj in self.objects.get(kind, []):
-            if obj.get("name") == name:
+            if obj.get(key) == value:
                 return obj
         return None
 
+    def _load(self, kind: str, key: str, value, fetch) -> dict | None:
+        """Read one object through the loader, once (a miss is remembered too)."""
+        with self._lock:
+            obj = self._scan(kind, key, value)
+            if obj is None and (kind, key, value) not in self._missed:
+                obj = fetch(kind, value)
+                if obj is None:
+                    self._missed.add((kind, key, value))
+                else:
+                    self.add(kind, obj)
+            return obj
+
+    def by_name(self, kind: str, name) -> dict | None:
+        obj = self._scan(kind, "name", name)
+        if obj is None and self._lazy(kind) and name is not None:
+            if kind in CATALOGUE_KINDS:  # a few objects, and a miss is reported with the full list
+                self.all(kind)
+                return self._scan(kind, "name", name)
+            obj = self._load(kind, "name", name, self.loader.by_name)
+        return obj
+
     def by_id(self, kind: str, ident) -> dict | None:
-        for obj in self.objects.get(kind, []):
-            if obj.get("id") == ident:
-                return obj
-        return None
+        obj = self._scan(kind, "id", ident)
+        if obj is None and self._lazy(kind) and isinstance(ident, int):
+            with self._lock:
+                self._id_misses[kind] = self._id_misses.get(kind, 0) + 1
+                many = self._id_misses[kind] > self.BULK_AFTER
+            if many:  # many objects of this kind are referenced: one list is cheaper
+                self.all(kind)
+                return self._scan(kind, "id", ident)
+            obj = self._load(kind, "id", ident, self.loader.by_id)
+        return obj
+
+    def images(self, name) -> list[dict]:
+        """Images matching a name, an id or a snapshot description."""
+        if self.loader is not None and name is not None and ("image", "query", str(name)) not in self._missed:
+            with self._lock:
+                for obj in self.loader.images(name):
+                    self.add("image", obj)
+                self._missed.add(("image", "query", str(name)))  # asked once: do not ask again
+        return [i for i in self.objects.get("image", []) if i.get("name") == name or str(i.get("id")) == str(name)
+                or (i.get("description") == name and i.get("type") == "snapshot")]
 
     def lookup(self, kind: str, value) -> dict | None:
         """By name, else by id when the value is an int or a numeric string."""
@@ -194,6 +274,49 @@ class Context:
         return None
 
 
+class ApiLoader:
+    """What a Context with a loader reads: one object by name or id, a whole kind, images by name."""
+
+    def __init__(self, api):
+        self.api = api
+
+    def list(self, kind: str) -> list[dict]:
+        return self.api.list(kind)
+
+    def by_name(self, kind: str, name) -> dict | None:
+        found = self.api.list(kind, name=name)
+        return found[0] if found else None
+
+    def by_id(self, kind: str, ident: int) -> dict | None:
+        return self.api.get(kind, ident)
+
+    def images(self, name) -> list[dict]:
+        if str(name).isdigit():
+            obj = self.api.get("image", int(name))
+            return [obj] if obj else []
+        return self.api.list("image", name=name, include_deprecated="true")
+
+
+# Objects an API object embeds whole: enough to plan an unchanged resource without reading them.
+EMBEDDED = {
+    "server": (("server_type", "server_type"), ("location", "location"), ("image", "image"),
+               ("placement_group", "placement_group")),
+    "volume": (("location", "location"),),
+    "load_balancer": (("location", "location"), ("load_balancer_type", "load_balancer_type")),
+    "floating_ip": (("location", "home_location"),),
+}
+
+
+def harvest(ctx: Context, kind: str, obj: dict) -> None:
+    """Add the catalogue objects ``obj`` embeds (server type, location, image, ...) to ``ctx``."""
+    for embedded_kind, key in EMBEDDED.get(kind, ()):
+        value = obj.get(key)
+        if key == "location" and not value:
+            value = (obj.get("datacenter") or {}).get("location")
+        if isinstance(value, dict) and value.get("id") is not None and ctx._scan(embedded_kind, "id", value["id"]) is None:
+            ctx.add(embedded_kind, value)
+
+
 class Resolver:
     """Execution-time id lookup. Knows the objects created during the run."""
 
@@ -227,16 +350,41 @@ class Resolver:
         return value
 
 
-def execute_step(api, step: Step, resolver: Resolver) -> list[dict]:
-    """Issue one request; returns the actions it started (not waited for)."""
-    body = resolver.resolve(step.body) if step.body is not None else None
+# Answers to a retried request whose first attempt was applied but whose answer was lost (a 502 or
+# 503 after the fact, a reset connection): the wanted state is there already.
+ALREADY_DONE = {"server_already_attached", "firewall_already_applied", "target_already_defined",
+                "volume_already_attached", "load_balancer_already_attached", "source_port_already_used",
+                "server_already_added"}
+# Request body keys that name another resource (its id, {"id": id} or a list of those).
+BODY_REFERENCES = {"server": "server", "servers": "server", "network": "network", "networks": "network",
+                   "firewall": "firewall", "firewalls": "firewall", "volume": "volume",
+                   "load_balancer": "load_balancer", "floating_ip": "floating_ip"}
+
+
+def referenced_resources(value, kind=None) -> set:
+    """(kind, id) of every resource a resolved request body names."""
+    found = set()
+    if kind is not None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.add((kind, value))
+        elif isinstance(value, dict) and isinstance(value.get("id"), int):
+            found.add((kind, value["id"]))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= referenced_resources(item, BODY_REFERENCES.get(key))
+    elif isinstance(value, list):
+        for item in value:
+            found |= referenced_resources(item, kind)
+    return found
+
+
+def _send(api, step: Step, body, ident, resolver: Resolver) -> list[dict]:
     if step.op == "create":
         data = api.create(step.kind, body)
         obj = data.get(step.kind)
         if obj is not None:
             resolver.record(step.kind, obj)
         return actions_of(data)
-    ident = resolver.id_of(step.target)
     if step.op == "update":
         data = api.update(step.kind, ident, body)
         if data.get(step.kind):
@@ -246,6 +394,48 @@ def execute_step(api, step: Step, resolver: Resolver) -> list[dict]:
         data = api.delete(step.kind, ident)
         return actions_of(data or {})
     return api.action(step.kind, ident, step.command, body)
+
+
+def execute_step(api, step: Step, resolver: Resolver, adopt=None, lock_wait: float = 600.0) -> list[dict]:
+    """Issue one request; returns the actions it started (not waited for).
+
+    * ``locked``: an action is still running on the resource (left by a killed run, or another
+      client's): wait for the running actions of every resource the request names, then send it again
+      (for up to ``lock_wait`` seconds).
+    * Answers that mean "already done" after a retried request whose first answer was lost: a delete
+      answered ``not_found``, an attach/apply/add answered ``*_already_*``.
+    * ``uniqueness_error`` on a create: ``adopt(step)`` may return the existing object to take over
+      (the stack does when the object carries its labels); its running actions are waited for.
+    """
+    body = resolver.resolve(step.body) if step.body is not None else None
+    ident = resolver.id_of(step.target) if step.op != "create" else None
+    deadline = time.monotonic() + lock_wait
+    pause = 0.5
+    while True:
+        try:
+            return _send(api, step, body, ident, resolver)
+        except HetznerError as exc:
+            if exc.code == "locked" and time.monotonic() < deadline:
+                resources = referenced_resources(body or {})
+                if ident is not None:
+                    resources.add((step.kind, ident))
+                running = [a for kind, rid in sorted(resources) for a in api.running_actions(kind, rid)]
+                if running:
+                    api.wait(running, timeout=max(1.0, deadline - time.monotonic()), raise_on_error=False)
+                else:  # the lock went away in between, or its action is not listed yet
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+                continue
+            if step.op == "delete" and exc.code == "not_found":
+                return []
+            if step.op == "action" and exc.code in ALREADY_DONE:
+                return []
+            if step.op == "create" and exc.code == "uniqueness_error" and adopt is not None:
+                obj = adopt(step)
+                if obj is not None:
+                    resolver.record(step.kind, obj)
+                    return api.running_actions(step.kind, obj["id"])
+            raise
 
 
 def start_phase(api, plan: Plan, index: int, resolver: Resolver) -> list[dict]:
@@ -279,39 +469,6 @@ def fetch_result(api, plan: Plan, resolver: Resolver) -> dict | None:
     if obj is not None:
         resolver.record(plan.kind, obj)
     return obj
-
-
-# Which kinds each planner needs in its Context (besides its own kind).
-CONTEXT_NEEDS = {
-    "ssh_key": ["ssh_key"],
-    "placement_group": [],
-    "network": ["location"],
-    "firewall": ["server"],
-    "server": ["server_type", "location", "network", "firewall", "placement_group", "ssh_key", "server"],
-    "volume": ["location", "server"],
-    "floating_ip": ["location", "server"],
-    "load_balancer": ["load_balancer_type", "location", "network", "server"],
-}
-
-
-def gather_context(api, kinds, images: list[str] | None = None, ctx: Context | None = None) -> Context:
-    """List every kind in ``kinds`` (all pages) into a Context; images only by the given names
-    (there are many images; the planners need just the ones referenced)."""
-    ctx = ctx or Context()
-    for kind in kinds:
-        if kind not in ctx.objects:
-            ctx.objects[kind] = api.list(kind)
-    for name in images or []:
-        if name is None or ctx.lookup("image", name):
-            continue
-        found = api.list("image", name=name, include_deprecated="true") if not str(name).isdigit() else []
-        if not found and str(name).isdigit():
-            obj = api.get("image", int(name))
-            found = [obj] if obj else []
-        for obj in found:
-            ctx.add("image", obj)
-        ctx.objects.setdefault("image", [])
-    return ctx
 
 
 # Keys whose dict value is a whole (user-defined map), replaced rather than merged.

@@ -144,8 +144,7 @@ def check_location(name, ctx, errors: list, option: str = "location") -> dict | 
 def check_image(name, architecture: str | None, ctx, errors: list, warnings: list, option: str = "image") -> dict | None:
     if name is None:
         return None
-    matches = [i for i in ctx.all("image") if i.get("name") == name or str(i.get("id")) == str(name)
-               or (i.get("description") == name and i.get("type") == "snapshot")]
+    matches = ctx.images(name)
     if not matches:
         errors.append("%s: unknown image %r; use a system image name such as debian-12 or ubuntu-24.04, "
                       "or a snapshot id" % (option, name))
@@ -257,6 +256,13 @@ def used_private_ips(network_id: int, ctx, except_server: str | None = None) -> 
     return used
 
 
+def _loose_network(value):
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return None
+
+
 def check_fixed_ip(ip, network: dict | None, location: dict | None, ctx, option: str, errors: list,
                    owner: str | None = None) -> None:
     """The fixed private IP lies inside a subnet of the network (in the right zone), is not a
@@ -268,8 +274,9 @@ def check_fixed_ip(ip, network: dict | None, location: dict | None, ctx, option:
     except ValueError:
         errors.append("%s: %r is not an IP address" % (option, ip))
         return
-    subnets = [ipaddress.ip_network(s["ip_range"]) for s in network.get("subnets") or [] if s.get("ip_range")
+    subnets = [_loose_network(s["ip_range"]) for s in network.get("subnets") or [] if s.get("ip_range")
                and (location is None or not s.get("network_zone") or s.get("network_zone") == location.get("network_zone"))]
+    subnets = [s for s in subnets if s is not None]
     inside = [s for s in subnets if address in s]
     if not inside:
         errors.append("%s: %s is outside every subnet of network %r%s (subnets: %s); pick an address inside one" % (
@@ -277,7 +284,7 @@ def check_fixed_ip(ip, network: dict | None, location: dict | None, ctx, option:
             ", ".join(str(s) for s in subnets) or "none"))
         return
     sub = inside[0]
-    net_range = ipaddress.ip_network(network["ip_range"]) if network.get("ip_range") else None
+    net_range = _loose_network(network["ip_range"]) if network.get("ip_range") else None
     reserved = {sub.network_address, sub.broadcast_address}
     if net_range is not None:
         reserved.add(net_range.network_address + 1)
@@ -367,3 +374,194 @@ def check_user_data(user_data, errors: list) -> None:
     if user_data is not None and len(user_data.encode("utf-8")) > USER_DATA_LIMIT:
         errors.append("user_data: %d bytes exceed the API limit of 32 KiB; compress it (cloud-init accepts gzip) or "
                       "fetch the rest from elsewhere" % len(user_data.encode("utf-8")))
+
+
+# --------------------------------------------------------------------------- checks of the options alone
+# What the API would refuse and can be known from the options alone, before anything is read.
+# Each message starts with the option path inside the resource's options (``rules[1].port``), so the
+# stack can prefix it with where the value came from in its declaration.
+
+VOLUME_MIN_GB, VOLUME_MAX_GB = 10, 10240
+HEALTH_CHECK_LIMITS = {"interval": (3, 60), "timeout": (1, 60), "retries": (0, 5), "port": (1, 65535)}
+
+
+def _cidr(value, option: str, errors: list) -> None:
+    """A firewall address: an IP or a CIDR (host bits are allowed, as the API allows them)."""
+    try:
+        ipaddress.ip_interface(str(value))
+    except ValueError:
+        errors.append("%s: %r is not an IP address or CIDR range; write it like 203.0.113.0/24 or 2001:db8::/32"
+                      % (option, value))
+
+
+def _subnet_range(value, option: str, errors: list) -> None:
+    try:
+        net = ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        errors.append("%s: %r is not a network in CIDR notation; write it like 10.0.1.0/24" % (option, value))
+        return
+    if str(net) != str(value):
+        errors.append("%s: %s has host bits set; the network is %s" % (option, value, net))
+
+
+def _ip(value, option: str, errors: list, version: int | None = None) -> bool:
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        errors.append("%s: %r is not an IP address; write it like 10.0.1.10" % (option, value))
+        return False
+    if version and address.version != version:
+        errors.append("%s: %s is not an IPv%d address" % (option, value, version))
+        return False
+    return True
+
+
+def check_port(value, option: str, errors: list) -> None:
+    """A firewall port: '80', '1024-5000' or 'any'."""
+    text = str(value)
+    if text == "any":
+        return
+    low, sep, high = text.partition("-")
+    if not low.isdigit() or (sep and not high.isdigit()):
+        errors.append("%s: %r is not a port or a port range; write it like '443' or '1024-5000'" % (option, value))
+        return
+    numbers = [int(low)] + ([int(high)] if sep else [])
+    if not all(1 <= n <= 65535 for n in numbers):
+        errors.append("%s: %s is out of range; ports are 1 to 65535" % (option, value))
+    elif sep and numbers[0] >= numbers[1]:
+        errors.append("%s: %s is not an ascending range; write it like '%d-%d'" % (option, value, numbers[1], numbers[0]))
+
+
+def check_firewall_rules(rules, errors: list, option: str = "rules") -> None:
+    for i, rule in enumerate(rules or []):
+        where = "%s[%d]" % (option, i)
+        direction = rule.get("direction") or "in"
+        protocol = rule.get("protocol")
+        if protocol in ("tcp", "udp"):
+            if rule.get("port") in (None, ""):
+                errors.append("%s.port: required for protocol %s; give a port like '443' or a range like '1024-5000'"
+                              % (where, protocol))
+            else:
+                check_port(rule["port"], where + ".port", errors)
+        elif rule.get("port") not in (None, ""):
+            errors.append("%s.port: protocol %s has no ports; remove port (or use tcp/udp)" % (where, protocol))
+        wanted, unwanted = ("source_ips", "destination_ips") if direction == "in" else ("destination_ips", "source_ips")
+        if not rule.get(wanted):
+            errors.append("%s.%s: an %s rule needs %s, e.g. ['0.0.0.0/0', '::/0'] for everyone" % (
+                where, wanted, "inbound" if direction == "in" else "outbound", wanted))
+        if rule.get(unwanted):
+            errors.append("%s.%s: not allowed on an %s rule; use %s" % (
+                where, unwanted, "inbound" if direction == "in" else "outbound", wanted))
+        for key in ("source_ips", "destination_ips"):
+            for j, value in enumerate(rule.get(key) or []):
+                _cidr(value, "%s.%s[%d]" % (where, key, j), errors)
+
+
+def check_subnets_and_routes(subnets, routes, errors: list) -> None:
+    for i, subnet in enumerate(subnets or []):
+        where = "subnets[%d]" % i
+        if subnet.get("ip_range") is not None:
+            _subnet_range(subnet["ip_range"], where + ".ip_range", errors)
+        if subnet.get("type") == "vswitch" and subnet.get("vswitch_id") is None:
+            errors.append("%s.vswitch_id: required for a vswitch subnet; give the ID of the Robot vSwitch" % where)
+        if subnet.get("type") != "vswitch" and subnet.get("vswitch_id") is not None:
+            errors.append("%s.vswitch_id: only a subnet of type vswitch has one; set type: vswitch or remove it" % where)
+    for i, route in enumerate(routes or []):
+        where = "routes[%d]" % i
+        if route.get("destination") is not None:
+            _subnet_range(route["destination"], where + ".destination", errors)
+        if route.get("gateway") is not None:
+            _ip(route["gateway"], where + ".gateway", errors)
+
+
+def _range(value, low: int, high: int, option: str, errors: list, what: str = "") -> None:
+    if value is not None and not low <= value <= high:
+        errors.append("%s: %s is out of range; %s%d to %d" % (option, value, what, low, high))
+
+
+def check_services(services, errors: list, option: str = "services") -> None:
+    seen = {}
+    for i, service in enumerate(services or []):
+        where = "%s[%d]" % (option, i)
+        port = service.get("listen_port")
+        _range(port, 1, 65535, where + ".listen_port", errors, "ports are ")
+        _range(service.get("destination_port"), 1, 65535, where + ".destination_port", errors, "ports are ")
+        if port in seen:
+            errors.append("%s.listen_port: port %s is already used by %s[%d]; a load balancer listens on a port "
+                          "once: change one of them" % (where, port, option, seen[port]))
+        seen.setdefault(port, i)
+        protocol = service.get("protocol")
+        http = service.get("http") or {}
+        if protocol == "tcp" and any(v is not None for v in http.values()):
+            errors.append("%s.http: only http and https services have http settings; remove http or use "
+                          "protocol: http" % where)
+        if protocol == "https" and not http.get("certificates"):
+            errors.append("%s.http.certificates: an https service needs at least one certificate ID" % where)
+        _range(http.get("cookie_lifetime"), 1, 2 ** 31 - 1, where + ".http.cookie_lifetime", errors)
+        _range(http.get("timeout_idle"), 30, 300, where + ".http.timeout_idle", errors, "seconds, ")
+        check = service.get("health_check") or {}
+        for key, (low, high) in HEALTH_CHECK_LIMITS.items():
+            _range(check.get(key), low, high, "%s.health_check.%s" % (where, key), errors)
+        if check.get("timeout") is not None and check.get("interval") is not None and \
+                check["timeout"] > check["interval"]:
+            errors.append("%s.health_check.timeout: %ss is longer than the interval (%ss); make it shorter"
+                          % (where, check["timeout"], check["interval"]))
+        check_protocol = check.get("protocol") or ("tcp" if protocol == "tcp" else "http")
+        check_http = check.get("http") or {}
+        if check_protocol == "tcp" and any(v is not None for v in check_http.values()):
+            errors.append("%s.health_check.http: a tcp health check has no http settings; remove them or use "
+                          "protocol: http" % where)
+        if check_http.get("path") is not None and not str(check_http["path"]).startswith("/"):
+            errors.append("%s.health_check.http.path: %r must start with '/'" % (where, check_http["path"]))
+
+
+def check_targets(targets, errors: list, option: str = "targets") -> None:
+    for i, target in enumerate(targets or []):
+        where = "%s[%d]" % (option, i)
+        ttype = target.get("type") or ("server" if target.get("server") else "label_selector")
+        if ttype == "server" and not target.get("server"):
+            errors.append("%s.server: required for a server target; name the server (or use type: label_selector)"
+                          % where)
+        if ttype == "label_selector" and not target.get("label_selector"):
+            errors.append("%s.label_selector: required for a label_selector target, e.g. 'tier=web'" % where)
+        if target.get("server") and target.get("label_selector"):
+            errors.append("%s: give either server or label_selector, not both" % where)
+
+
+def static_errors(kind: str, desired: dict) -> list[str]:
+    """Everything wrong with one resource's options that can be seen without the API."""
+    errors: list[str] = []
+    if desired.get("state") == "absent":
+        return errors
+    check_labels(desired.get("labels"), errors)
+    if kind == "ssh_key" and desired.get("public_key") is not None:
+        parts = str(desired["public_key"]).split()
+        if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+            errors.append("public_key: is not one OpenSSH public key line ('ssh-ed25519 AAAA... comment'); got %r"
+                          % str(desired["public_key"])[:40])
+    elif kind == "network":
+        if desired.get("ip_range") is not None:
+            _subnet_range(desired["ip_range"], "ip_range", errors)
+        check_subnets_and_routes(desired.get("subnets"), desired.get("routes"), errors)
+    elif kind == "firewall":
+        check_firewall_rules(desired.get("rules"), errors)
+    elif kind == "server":
+        check_server_name(desired.get("name"), errors)
+        check_user_data(desired.get("user_data"), errors)
+        for i, net in enumerate(desired.get("networks") or []):
+            if not isinstance(net, dict):
+                continue
+            if net.get("ip") is not None:
+                _ip(net["ip"], "networks[%d].ip" % i, errors, 4)
+            for j, alias in enumerate(net.get("alias_ips") or []):
+                _ip(alias, "networks[%d].alias_ips[%d]" % (i, j), errors, 4)
+    elif kind == "volume":
+        _range(desired.get("size"), VOLUME_MIN_GB, VOLUME_MAX_GB, "size", errors, "a volume has ")
+    elif kind == "load_balancer":
+        check_services(desired.get("services"), errors)
+        check_targets(desired.get("targets"), errors)
+        if desired.get("network_ip") is not None:
+            _ip(desired["network_ip"], "network_ip", errors, 4)
+        if desired.get("network_ip") and not desired.get("network"):
+            errors.append("network_ip: a fixed private IP needs network; set network or remove network_ip")
+    return errors

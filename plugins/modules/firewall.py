@@ -138,17 +138,11 @@ plan:
 """
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import run_resource_module
+from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
-    "rules": {"type": "list", "elements": "dict", "options": {
-        "direction": {"type": "str", "choices": ["in", "out"], "default": "in"},
-        "protocol": {"type": "str", "choices": ["tcp", "udp", "icmp", "esp", "gre"], "required": True},
-        "port": {"type": "str"},
-        "source_ips": {"type": "list", "elements": "str"},
-        "destination_ips": {"type": "list", "elements": "str"},
-        "description": {"type": "str"},
-    }},
+    "rules": {"type": "list", "elements": "dict", "options": specs.FIREWALL_RULE},
     "apply_to_servers": {"type": "list", "elements": "str"},
     "apply_to_label_selectors": {"type": "list", "elements": "str"},
     "labels": {"type": "dict"},

@@ -254,6 +254,7 @@ plan:
 """
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import run_resource_module
+from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -263,40 +264,8 @@ ARGUMENT_SPEC = {
     "network": {"type": "str"},
     "network_ip": {"type": "str"},
     "public_interface": {"type": "bool"},
-    "services": {"type": "list", "elements": "dict", "options": {
-        "protocol": {"type": "str", "choices": ["tcp", "http", "https"], "required": True},
-        "listen_port": {"type": "int", "required": True},
-        "destination_port": {"type": "int"},
-        "proxyprotocol": {"type": "bool"},
-        "http": {"type": "dict", "options": {
-            "cookie_name": {"type": "str"},
-            "cookie_lifetime": {"type": "int"},
-            "certificates": {"type": "list", "elements": "int"},
-            "redirect_http": {"type": "bool"},
-            "sticky_sessions": {"type": "bool"},
-            "timeout_idle": {"type": "int"},
-        }},
-        "health_check": {"type": "dict", "options": {
-            "protocol": {"type": "str", "choices": ["tcp", "http"]},
-            "port": {"type": "int"},
-            "interval": {"type": "int"},
-            "timeout": {"type": "int"},
-            "retries": {"type": "int"},
-            "http": {"type": "dict", "options": {
-                "domain": {"type": "str"},
-                "path": {"type": "str"},
-                "response": {"type": "str"},
-                "status_codes": {"type": "list", "elements": "str"},
-                "tls": {"type": "bool"},
-            }},
-        }},
-    }},
-    "targets": {"type": "list", "elements": "dict", "options": {
-        "type": {"type": "str", "choices": ["server", "label_selector"], "default": "server"},
-        "server": {"type": "str"},
-        "label_selector": {"type": "str"},
-        "use_private_ip": {"type": "bool", "default": False},
-    }},
+    "services": {"type": "list", "elements": "dict", "options": specs.SERVICE},
+    "targets": {"type": "list", "elements": "dict", "options": specs.TARGET},
     "delete_protection": {"type": "bool"},
     "labels": {"type": "dict"},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},

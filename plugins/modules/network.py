@@ -42,9 +42,9 @@ options:
         type: str
         default: eu-central
       type:
-        description: Type of the subnet. C(vswitch) couples a Robot vSwitch (O(subnets[].vswitch_id)).
+        description: Type of the subnet. C(vswitch) couples a Robot vSwitch (O(subnets[].vswitch_id)); C(server) is the API's old name of C(cloud).
         type: str
-        choices: [cloud, vswitch]
+        choices: [cloud, server, vswitch]
         default: cloud
       vswitch_id:
         description: ID of the vSwitch for subnets of type C(vswitch).
@@ -149,20 +149,13 @@ plan:
 """
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import run_resource_module
+from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "ip_range": {"type": "str"},
-    "subnets": {"type": "list", "elements": "dict", "options": {
-        "ip_range": {"type": "str", "required": True},
-        "network_zone": {"type": "str", "default": "eu-central"},
-        "type": {"type": "str", "choices": ["cloud", "vswitch"], "default": "cloud"},
-        "vswitch_id": {"type": "int"},
-    }},
-    "routes": {"type": "list", "elements": "dict", "options": {
-        "destination": {"type": "str", "required": True},
-        "gateway": {"type": "str", "required": True},
-    }},
+    "subnets": {"type": "list", "elements": "dict", "options": specs.SUBNET},
+    "routes": {"type": "list", "elements": "dict", "options": specs.ROUTE},
     "expose_routes_to_vswitch": {"type": "bool"},
     "delete_protection": {"type": "bool"},
     "labels": {"type": "dict"},

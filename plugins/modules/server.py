@@ -218,6 +218,7 @@ plan:
 """
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import run_resource_module
+from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -225,11 +226,7 @@ ARGUMENT_SPEC = {
     "image": {"type": "str"},
     "location": {"type": "str"},
     "ssh_keys": {"type": "list", "elements": "str", "no_log": False},
-    "networks": {"type": "list", "elements": "dict", "options": {
-        "network": {"type": "str", "required": True},
-        "ip": {"type": "str"},
-        "alias_ips": {"type": "list", "elements": "str"},
-    }},
+    "networks": {"type": "list", "elements": "dict", "options": specs.SERVER_NETWORK},
     "firewalls": {"type": "list", "elements": "str"},
     "placement_group": {"type": "str"},
     "user_data": {"type": "str"},
@@ -246,7 +243,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    run_resource_module("server", ARGUMENT_SPEC, images_option="image")
+    run_resource_module("server", ARGUMENT_SPEC)
 
 
 if __name__ == "__main__":

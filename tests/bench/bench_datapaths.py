@@ -169,7 +169,8 @@ def main() -> int:
         return fmt.format(min(values)) if len(values) == 1 else f"{fmt.format(min(values))}–{fmt.format(max(values))}"
     added = [b - a for a, b in zip(direct_ms, lb_ms)]
     print(f"{args.rounds} rounds; wrk from this host, nginx-light on two cx23 machines, HAProxy load balancer "
-          "(http service, 2 targets, round robin). Client, load balancer and targets share the host's CPUs.\n")
+          "(http service, 2 targets, round robin). Client, load balancer and targets share the host's CPUs "
+          f"(load average at the end {os.getloadavg()[0]:.1f}).\n")
     print("| measure | directly to a target | through the load balancer |")
     print("|---|---|---|")
     print(f"| requests/s, 32 connections, {args.seconds} s | {span(direct_rps, '{:.0f}')} | {span(lb_rps, '{:.0f}')} |")

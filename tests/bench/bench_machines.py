@@ -184,7 +184,7 @@ def main() -> int:
                        capture_output=True, timeout=120)
         time.sleep(3)
         cpu_total = cgroup_cpu(m.name)
-        upper = du_mib(m.dir / "upper")
+        upper = du_mib(m.disk / "upper")
         pss, procs = machine_memory(m)
         base_mib = du_mib(images.image_path("bookworm"))
 

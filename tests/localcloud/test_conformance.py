@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import SPEC_PATH, new_project, null_tolerant, spec_missing, ssh_public_key
+from localcloud.testing import self_signed_certificate
 
 SPEC_URI = "urn:hcloud-openapi"
 IN_SCOPE = ("servers", "networks", "firewalls", "ssh_keys", "volumes", "floating_ips", "primary_ips",
@@ -112,27 +113,6 @@ class Recorder:
         for action in actions:
             self.project.wait(action)
         return result
-
-
-def _certificate_pem(domain: str) -> tuple[str, str]:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
 
 
 def _drive(r: Recorder) -> None:
@@ -385,7 +365,7 @@ def _drive(r: Recorder) -> None:
     r("DELETE", rr, 201, id_or_name=zid, rr_name="api", rr_type="AAAA")
 
     # --- certificates, and an https service using one
-    cert_pem, cert_key = _certificate_pem("example.com")
+    cert_pem, cert_key = self_signed_certificate("example.com")
     cert = r("POST", "/certificates", 201, {"name": "up", "certificate": cert_pem, "private_key": cert_key})["certificate"]
     managed = r("POST", "/certificates", 201, {"name": "managed", "type": "managed",
                                                "domain_names": ["nowhere.example"]})

@@ -4,8 +4,9 @@ Three servers run a web server (python3 -m http.server: / answers the hostname, 
 A load balancer made with autoscale.hetzner.load_balancer (http service, /healthz check every 3 s,
 2 retries, label selector role=web) spreads requests over the two web servers; stopping one turns
 its target unhealthy in the API within interval x retries and every request goes to the other; the
-third server given the label starts receiving requests. A second load balancer in the network with
-use_private_ip works the same over the private network, also while a Cloud Firewall closes port 80
+third server given the label starts receiving requests. A second load balancer (hetzner.hcloud's
+modules) in the network with use_private_ip works the same over the private network (spread, health,
+label changes), also while a Cloud Firewall closes port 80
 on the servers' public IPs (which the public load balancer then meets). A change reloads HAProxy
 without dropping an established download; sticky sessions and the PROXY protocol reach the targets.
 Root on Linux only.
@@ -26,6 +27,7 @@ from machines_helpers import (  # noqa: F401  (ssh, ssh_key: fixtures)
 
 if skip_reason() is None:
     from localcloud.backends.nspawn.slots import Slot, recorded_slot
+    from localcloud.testing import self_signed_certificate
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
@@ -119,24 +121,30 @@ def test_http_service_spreads_follows_health_and_labels(lc, ssh, tmp_path):
 
 def test_private_targets_and_firewalls(lc, ssh, tmp_path):
     cloud, api, servers = lc
+    # made with hetzner.hcloud's modules (the public one above with this collection's)
     playbook(cloud, tmp_path, f"""
-    - autoscale.hetzner.load_balancer:
+    - hetzner.hcloud.load_balancer:
         name: private-lb
         load_balancer_type: lb11
         location: fsn1
+    - hetzner.hcloud.load_balancer_network:
+        load_balancer: private-lb
         network: lb-net
-        services:
-          - protocol: http
-            listen_port: 80
-            destination_port: 80
-            health_check: {CHECK}
-        targets:
-          - type: label_selector
-            label_selector: role=web
-            use_private_ip: true
+    - hetzner.hcloud.load_balancer_service:
+        load_balancer: private-lb
+        protocol: http
+        listen_port: 80
+        destination_port: 80
+        health_check: {CHECK}
+    - hetzner.hcloud.load_balancer_target:
+        load_balancer: private-lb
+        type: label_selector
+        label_selector: role=web
+        use_private_ip: true
 """)
     private = lb(api, "private-lb")
     ip, private_ip = private["public_net"]["ipv4"]["ip"], private["private_net"][0]["ip"]
+    web1, spare = servers["lb-1"]["id"], servers["lb-3"]["id"]
     until(lambda: set(health(api, "private-lb").values()) == {"healthy"}, 20)
     assert set(spread(f"http://{ip}/")) == {"lb-1", "lb-2", "lb-3"}
     # the load balancer reaches its targets from its private IP, over the network
@@ -145,6 +153,25 @@ def test_private_targets_and_firewalls(lc, ssh, tmp_path):
     # a server in the network reaches the load balancer's private IP
     out = ssh.run(servers["lb-3"]["ip"], f"curl -s -m 5 http://{private_ip}/").stdout.strip()
     assert out in {"lb-1", "lb-2", "lb-3"}
+
+    # health checks over the private network: a stopped web server turns unhealthy in time
+    ssh.run(servers["lb-1"]["ip"], "systemctl stop web")
+    stopped = time.monotonic()
+    until(lambda: health(api, "private-lb")[web1] == "unhealthy", 20, interval=0.1)
+    assert time.monotonic() - stopped <= CHECK["interval"] * CHECK["retries"] + 2
+    assert set(spread(f"http://{ip}/")) == {"lb-2", "lb-3"}
+    ssh.run(servers["lb-1"]["ip"], "systemd-run --unit web-back python3 -m http.server 80 --directory /srv/www")
+    until(lambda: set(health(api, "private-lb").values()) == {"healthy"}, 20)
+    # the label selector follows a label taken away and given back
+    # (the API lists the targets at once, HAProxy follows with its reload, as Hetzner's does)
+    api("PUT", f"/servers/{spare}", {"labels": {"role": "spare"}})
+    until(lambda: spare not in health(api, "private-lb"), 20, message="the unlabelled server is still a target")
+    until(lambda: set(spread(f"http://{ip}/", 6)) == {"lb-1", "lb-2"}, 20,
+          message="the unlabelled server still gets requests")
+    assert set(spread(f"http://{ip}/")) == {"lb-1", "lb-2"}
+    api("PUT", f"/servers/{spare}", {"labels": {"role": "web"}})
+    until(lambda: set(health(api, "private-lb").values()) == {"healthy"} and spare in health(api, "private-lb"), 20)
+    until(lambda: "lb-3" in spread(f"http://{ip}/", 6), 20, message="the labelled server gets no requests again")
 
     # Cloud Firewalls do not filter private traffic: only ssh open on the public IPs
     fw = api("POST", "/firewalls", {"name": "ssh-only", "rules": [
@@ -161,7 +188,7 @@ def test_private_targets_and_firewalls(lc, ssh, tmp_path):
     api("DELETE", f"/firewalls/{fw['firewall']['id']}")
 
     # the safety rules hold in the load balancer's namespace too: no way out of this host
-    netns = f"lc-lb-{private['id']}"
+    netns = Slot(recorded_slot(cloud.state)).netns("lb-", private["id"])
     routes = subprocess.run(["ip", "-n", netns, "route"], capture_output=True, text=True).stdout
     assert "default" not in routes and "10.56.0.0/16 via 10.56.0.1" in routes
     out = subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "get", "1.1.1.1"], capture_output=True, text=True)
@@ -232,3 +259,32 @@ def test_sticky_sessions_and_proxy_protocol(lc, ssh):
         line = conn.recv(200).decode()
     controller = Slot(recorded_slot(cloud.state)).host_ip        # this host on the cloud's public bridge
     assert line.startswith(f"PROXY TCP4 {controller} {ip} "), line
+
+
+def test_https_service_terminates_tls_with_its_certificate(lc):
+    import ssl
+    cloud, api, servers = lc
+    chain, key = self_signed_certificate("shop.example.com")
+    cert = api("POST", "/certificates", {"name": "shop", "type": "uploaded", "certificate": chain, "private_key": key})
+    made = api("POST", "/load_balancers", {
+        "name": "tls-lb", "load_balancer_type": "lb11", "location": "fsn1",
+        "services": [{"protocol": "https", "listen_port": 443, "destination_port": 80,
+                      "http": {"certificates": [cert["certificate"]["id"]], "redirect_http": True},
+                      "health_check": CHECK}],
+        "targets": [{"type": "label_selector", "label_selector": {"selector": "role=web"}}]})
+    api.wait(made["action"])
+    ip = made["load_balancer"]["public_net"]["ipv4"]["ip"]
+    context = ssl.create_default_context(cadata=chain)
+    context.check_hostname = False          # the test connects by IP; the chain must still verify
+    request = urllib.request.Request(f"https://{ip}/", headers={"Host": "shop.example.com"})
+    body = until(lambda: urllib.request.urlopen(request, context=context, timeout=3).read().decode().strip(), 20)
+    assert body in {"lb-1", "lb-2", "lb-3"}
+    with socket.create_connection((ip, 443), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="shop.example.com") as tls:
+        served = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+    assert served.split() == chain.split()
+    import http.client
+    plain = http.client.HTTPConnection(ip, 80, timeout=5)
+    plain.request("GET", "/some/path", headers={"Host": "shop.example.com"})
+    answer = plain.getresponse()
+    assert answer.status == 301 and answer.getheader("location") == "https://shop.example.com/some/path"

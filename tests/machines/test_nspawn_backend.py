@@ -301,8 +301,10 @@ def test_delete_frees_everything(cloud):
     backend, specs = cloud
     bridge, port = backend.slot.link("n", "7"), backend.slot.link("", "2", "n1")
     assert port in os.listdir(f"/sys/class/net/{bridge}/brif")
+    assert (backend.disks_dir / "2").is_dir()
     backend.delete_server(2).result(timeout=120)
     assert host_traces(backend, 2) == []
+    assert not (backend.disks_dir / "2").exists(), "delete removes the server's disk"
     assert port not in os.listdir(f"/sys/class/net/{bridge}/brif")
     assert backend.machine_status(2) is None
 

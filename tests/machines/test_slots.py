@@ -1,7 +1,8 @@
 """Two local clouds with machines side by side on one host (slots).
 
 Each `serve --slot auto` takes a free slot: its own bridge, names, nft tables and public /18. Both
-clouds have a server in a network with the same private range; both servers answer SSH, neither
+clouds build, at the same time, a server in three networks, one of them with the same private range
+in both; both servers answer SSH, neither
 cloud reaches the other's public range, and `localcloud down` of one leaves the other working,
 including the blackhole route of the shared private range, which goes with the last of them.
 Root on Linux only.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -33,16 +35,21 @@ def test_two_local_clouds_side_by_side(tmp_path, ssh, ssh_key):
             clouds.append(machines_cloud(state))
         slots = [Slot(recorded_slot(state)) for state in states]
         assert slots[0] != slots[1]
-        servers = []
-        for cloud, slot in zip(clouds, slots):
+
+        def build(cloud, slot):
+            """A server in a network with the shared range, plus two more networks: both clouds at
+            once, so bridges, gateways and blackhole routes of two slots are made at the same time."""
             api = API(cloud)
             key = api("POST", "/ssh_keys", {"name": "k", "public_key": ssh_key.with_suffix(".pub").read_text()})
-            net = api("POST", "/networks", {"name": "n", "ip_range": RANGE, "subnets": [
-                {"type": "cloud", "network_zone": "eu-central", "ip_range": "10.59.1.0/24"}]})["network"]
-            server = api.server("twin", key["ssh_key"]["id"], networks=[net["id"]])
+            nets = [api("POST", "/networks", {"name": f"n{i}", "ip_range": r, "subnets": [
+                {"type": "cloud", "network_zone": "eu-central", "ip_range": r.replace(".0.0/16", ".1.0/24")}]})["network"]
+                for i, r in enumerate((RANGE, "10.60.0.0/16", "10.61.0.0/16"))]
+            server = api.server("twin", key["ssh_key"]["id"], networks=[n["id"] for n in nets])
             ip = server["public_net"]["ipv4"]["ip"]
             assert ipaddress.ip_address(ip) in slot.public_net
-            servers.append(ip)
+            return ip
+        with ThreadPoolExecutor(2) as pool:
+            servers = list(pool.map(build, clouds, slots))
         for ip in servers:
             ssh.wait(ip)
             assert ssh.run(ip, "hostname; ping -c1 -W2 10.59.0.1 >/dev/null && echo gateway").stdout.split() == \

@@ -6,7 +6,9 @@ data is there in the same place and the first server no longer has the device; a
 to 20 GB shows a 20 GB device in the running machine; deleting the server keeps the volume and its
 data. A file on a server's own disk and one on its volume survive a `serve` restart and kill -9 +
 restart (the machine boots from its kept disk, the volume is mounted again from fstab); rebuild
-gives an empty disk; deleting a volume removes its backing file. Root on Linux only.
+(hetzner.hcloud.server) gives an empty disk; deleting a server removes its disk, deleting a volume
+its backing file. A snapshot copies a server's disk: a server created from it (hetzner.hcloud.server)
+has the files written before the snapshot, not those after. Root on Linux only.
 """
 from __future__ import annotations
 
@@ -112,11 +114,12 @@ def test_volume_automount_moves_grows_and_outlives_its_server(lc, servers, ssh, 
     deleted = lc.api("DELETE", f"/servers/{b_id}")
     lc.api.wait(deleted["action"])
     assert volume(lc, "data")["server"] is None
+    assert not (lc.state / "disks" / str(b_id)).exists(), "deleting a server removes its disk"
     lc.api.wait(lc.api("POST", f"/volumes/{vid}/actions/attach", {"server": a_id, "automount": True})["action"])
     assert ssh.run(a_ip, f"cat {mnt}/data.txt").stdout.strip() == "written-on-a"
 
 
-def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc, servers, ssh):
+def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc, servers, ssh, tmp_path):
     a_id, a_ip = servers["vol-a"]
     vid = volume(lc, "data")["id"]
     mnt = f"/mnt/HC_Volume_{vid}"
@@ -128,8 +131,12 @@ def test_disk_and_volume_survive_restart_and_kill_9_rebuild_gives_a_new_disk(lc,
         assert out == ["on-the-root-disk", "on-the-volume", "/dev/sdb"], (how, out)
         assert lc.api("GET", f"/servers/{a_id}")["server"]["status"] == "running"
 
-    rebuilt = lc.api("POST", f"/servers/{a_id}/actions/rebuild", {"image": "debian-12"})
-    lc.api.wait(rebuilt["action"])
+    playbook(lc.cloud, tmp_path, """
+    - hetzner.hcloud.server:
+        name: vol-a
+        image: debian-12
+        state: rebuild
+""")
     ssh.wait(a_ip, timeout=120)
     after = ssh.run(a_ip, f"cat /root/marker 2>&1; test -b /dev/disk/by-id/scsi-0HC_Volume_{vid} && echo attached")
     assert "No such file" in after.stdout and "attached" in after.stdout
@@ -142,3 +149,35 @@ def test_volume_delete_removes_its_data(lc, servers):
     lc.api.wait(lc.api("POST", f"/volumes/{vid}/actions/detach", {})["action"])
     lc.api("DELETE", f"/volumes/{vid}")
     until(lambda: not backing.exists(), 10, message="the volume's backing file should be gone")
+
+
+def test_snapshot_copies_the_disk(lc, servers, ssh, tmp_path):
+    a_id, a_ip = servers["vol-a"]
+    ssh.run(a_ip, "echo in-the-snapshot > /root/snapshotted && sync")
+    made = lc.api("POST", f"/servers/{a_id}/actions/create_image", {"type": "snapshot", "description": "vol-a"})
+    lc.api.wait(made["action"])
+    image_id = made["image"]["id"]
+    assert lc.api("GET", f"/images/{image_id}")["image"]["status"] == "available"
+    ssh.run(a_ip, "echo too-late > /root/after-the-snapshot && sync")
+
+    playbook(lc.cloud, tmp_path, f"""
+    - hetzner.hcloud.server:
+        name: vol-c
+        server_type: cx23
+        image: "{image_id}"
+        location: fsn1
+        ssh_keys: [vol]
+        state: started
+""")
+    c = lc.api("GET", "/servers?name=vol-c")["servers"][0]
+    c_ip = c["public_net"]["ipv4"]["ip"]
+    ssh.wait(c_ip, timeout=120)
+    out = ssh.run(c_ip, "hostname; cat /root/snapshotted; test -e /root/after-the-snapshot || echo not-copied").stdout.split()
+    assert out == ["vol-c", "in-the-snapshot", "not-copied"]
+    assert ssh.run(a_ip, "cat /root/snapshotted").stdout.strip() == "in-the-snapshot"     # the source keeps its disk
+
+    copy = lc.state / "images" / str(image_id)
+    assert copy.is_dir()
+    lc.api("DELETE", f"/images/{image_id}")
+    until(lambda: not copy.exists(), 10, message="deleting the image removes its disk copy")
+    lc.api.wait(lc.api("DELETE", f"/servers/{c['id']}")["action"])

@@ -35,6 +35,7 @@ class ServerSpec:
     automount: bool = False                   # mount those volumes at first boot (create with automount)
     cores: int | None = None                  # of the server type: what the machine may use and sees
     memory_gb: float | None = None
+    disk_image: int | None = None             # a snapshot/backup: a new disk starts as its copy
 
 
 @dataclass(frozen=True)

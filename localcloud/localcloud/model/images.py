@@ -199,7 +199,8 @@ class Images(ResourceModel):
 
     def _remove(self, image: dict) -> None:
         self.store.delete(self.kind, image["id"])
-        self.cloud.backend.delete_image(image["id"])
+        # the image's disk copy goes once the delete has committed (a rolled-back request keeps it)
+        self.cloud.after_commit(("image", image["id"]), lambda: self.cloud.backend.delete_image(image["id"]))
 
     # --- what happens to a server's images
     def forget_server(self, project: int, server_id: int) -> None:

@@ -339,7 +339,9 @@ class Servers(ResourceModel):
         )
         volumes = tuple(sorted(v["id"] for v in self.store.all("volume") if v["server"] == server["id"]))
         server_type = self.cloud.catalog.server_type(server["_server_type"])
+        own = self.store.get("image", server["_image"]) if server["_image"] else None
         return ServerSpec(server_id=server["id"], name=server["name"], image=image["name"] if image else "",
+                          disk_image=own["id"] if own is not None else None,
                           public_ipv4=v4["ip"] if v4 else None, ssh_keys=tuple(server["_ssh_keys"]),
                           user_data=server["_user_data"], networks=attachments, start=start,
                           root_password=root_password, volumes=volumes, automount=automount,

@@ -8,6 +8,7 @@ See docs/machines.md. Layout on the host:
   <state_dir>/disks/<id>/              upper/work of each server's overlay: its disk, kept across
                                        serve restarts, kill -9 and `down`; rebuild and delete wipe it
   <state_dir>/volumes/HC_Volume_<id>.img  each volume's sparse backing file (kept until volume delete)
+  <state_dir>/images/<id>/             a snapshot's or backup's copy of its server's disk (upper, lower)
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ class NspawnBackend(MachineBackend):
             safe_rmtree(base)
             base.mkdir(parents=True)
             self.disks_dir.mkdir(exist_ok=True)
+            self.images_dir = self.state_dir / "images"
             self.state = StateFile(base / "state.json")
             self.state.data["slot"] = self.slot.number
             self.state.save()
@@ -212,9 +214,31 @@ class NspawnBackend(MachineBackend):
                 f"(--machines nspawn runs only {', '.join(sorted(images.SUITES))})")
 
     def disk_images_unavailable(self) -> str | None:
-        # Copying a machine's disk into an image waits for the persistent machine disks (issue 8).
-        return ("snapshots and backups are not available with --machines nspawn yet: the machines' disks "
-                "cannot be copied into an image; run the local cloud without machines to use images")
+        return None
+
+    def create_image(self, server_id: int, image_id: int) -> Future:
+        """Copy the server's disk (its overlay's upper layer, over the base it was made on), as
+        Hetzner does also while the server runs: what a running server has not written out yet is
+        not in the copy (power it off first for a consistent one)."""
+        m = self._machine(server_id)
+
+        def work():
+            with m.lock:
+                m.copy_disk(self.images_dir / str(image_id))
+        return self._submit(work)
+
+    def delete_image(self, image_id: int) -> None:
+        self._submit(lambda: safe_rmtree(self.images_dir / str(image_id)))
+
+    def _disk_image(self, spec: ServerSpec) -> Path | None:
+        """The copy a new disk of this server starts from (created or rebuilt from a snapshot)."""
+        if spec.disk_image is None:
+            return None
+        copy = self.images_dir / str(spec.disk_image)
+        if not (copy / "lower").exists():
+            raise BackendError(f"image {spec.disk_image} has no copy of a machine's disk (it was made while "
+                               "the local cloud ran without machines); create the snapshot again with --machines nspawn")
+        return copy
 
     def create_server(self, spec: ServerSpec) -> Future:
         return self._create(spec, keep_disk=False)
@@ -224,6 +248,8 @@ class NspawnBackend(MachineBackend):
 
     def _create(self, spec: ServerSpec, keep_disk: bool) -> Future:
         suite = self._suite(spec.image)
+        kept = keep_disk and (self.disks_dir / str(spec.server_id) / "lower").exists()
+        disk_image = None if kept else self._disk_image(spec)      # a kept disk outlives its snapshot
         with self.lock:
             if spec.server_id in self.machines:
                 raise BackendError(f"server {spec.server_id} already has a machine")
@@ -233,7 +259,7 @@ class NspawnBackend(MachineBackend):
         def work():
             with m.lock:
                 lower = self._ensure(suite)
-                m.build_layer(lower, keep_disk=keep_disk)
+                m.build_layer(lower, keep_disk=keep_disk, disk_image=disk_image)
                 m.build_netns()
                 self._apply_firewalls()
                 for volume_id in spec.volumes:
@@ -263,6 +289,7 @@ class NspawnBackend(MachineBackend):
 
     def rebuild(self, spec: ServerSpec) -> Future:
         suite = self._suite(spec.image)
+        disk_image = self._disk_image(spec)
         m = self._machine(spec.server_id)
 
         def work():
@@ -270,7 +297,7 @@ class NspawnBackend(MachineBackend):
                 m.stop(graceful=False)
                 m.unmount_layer()
                 m.spec = spec
-                m.build_layer(self._ensure(suite))          # a new, empty disk
+                m.build_layer(self._ensure(suite), disk_image=disk_image)    # a new disk (empty, or the image's)
                 if spec.start:
                     m.boot(self.boot_timeout)
         return self._submit(work)

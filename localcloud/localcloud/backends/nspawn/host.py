@@ -56,16 +56,17 @@ def which(cmd: str) -> str | None:
     return None
 
 
-def run(argv, *, check=True, input=None, env=None, timeout=None, cwd=None) -> str:
-    """Run a command, return its combined output; raise CommandError on failure (if check)."""
+def run(argv, *, check=True, input=None, env=None, timeout=None, cwd=None, stderr=True) -> str:
+    """Run a command, return its output (with stderr, unless stderr=False: for output that is
+    parsed); raise CommandError on failure (if check)."""
     full_env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if env:
         full_env.update(env)
     proc = subprocess.run([str(a) for a in argv], input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=full_env, timeout=timeout,
-                          cwd=cwd)
+                          stderr=subprocess.STDOUT if stderr else subprocess.PIPE, text=True, env=full_env,
+                          timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stdout)
+        raise CommandError(argv, proc.returncode, proc.stdout + ("" if stderr else proc.stderr))
     return proc.stdout
 
 
@@ -280,3 +281,13 @@ def safe_rmtree(path) -> None:
     if left:
         raise BackendError(f"refusing to delete {path}: still mounted: {left}")
     shutil.rmtree(path, ignore_errors=True)
+
+
+def copy_tree(src, dest) -> None:
+    """cp -a of a machine's overlay upper layer (whiteouts, xattrs, owners, sparse files). Files that
+    a running machine deletes while they are copied are left out, as from a live disk."""
+    proc = subprocess.run(["cp", "-a", "--reflink=auto", "--sparse=always", "-T", str(src), str(dest)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors = [line for line in proc.stderr.splitlines() if "No such file or directory" not in line]
+    if proc.returncode != 0 and (errors or not proc.stderr):
+        raise CommandError(["cp", "-a", src, dest], proc.returncode, proc.stderr)

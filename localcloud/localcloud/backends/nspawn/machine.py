@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from ..base import NetworkAttachment, ServerSpec
-from .host import (BackendError, children, log, pid_alive, pid_matches, run, safe_rmtree,
+from .host import (BackendError, children, copy_tree, log, pid_alive, pid_matches, run, safe_rmtree,
                    write_file)
 from .network import PRIVATE_MTU, HostNetwork
 from . import sizes
@@ -110,21 +110,21 @@ class Machine:
         })
 
     # ------------------------------------------------------------------ disk
-    def build_layer(self, lower: Path, keep_disk: bool = False) -> None:
-        """Mount the machine's disk: a new one (identity, host keys, cloud-init seed), or with
-        keep_disk the one a previous run left (it boots again as it was)."""
+    def build_layer(self, lower: Path, keep_disk: bool = False, disk_image: Path | None = None) -> None:
+        """Mount the machine's disk: a new one (identity, host keys, cloud-init seed; with disk_image
+        a copy of that snapshot's disk), or with keep_disk the one a previous run left (it boots
+        again as it was)."""
         spec = self.spec
         upper, work = self.disk / "upper", self.disk / "work"
         reuse = keep_disk and upper.is_dir() and (self.disk / "lower").exists()
         if reuse:
-            recorded = Path((self.disk / "lower").read_text().strip())
-            if recorded.is_dir():
-                lower = recorded
-            elif recorded != lower:
-                log.warning("server %s: its disk was made on base %s, which is gone; it goes on over %s",
-                            self.sid, recorded, lower)
+            lower = self._recorded_lower(self.disk, lower)
         else:
             self.wipe_disk()
+            if disk_image is not None:
+                self.disk.mkdir(parents=True, exist_ok=True)
+                copy_tree(disk_image / "upper", upper)
+                lower = self._recorded_lower(disk_image, lower)
         self.lower = lower
         self.generation += 1
         for d in (upper, work, self.root, self.dev_disk):
@@ -169,6 +169,28 @@ class Machine:
         write_file(seed / "vendor-data", vendor_data(spec.root_password), 0o600)
         # written last: a disk without it (its creation was cut short) is made anew at the next restore
         write_file(self.disk / "lower", f"{lower}\n")
+
+    def _recorded_lower(self, disk: Path, lower: Path) -> Path:
+        """The base a disk (or a disk's copy) was made on, when it is still there."""
+        recorded = Path((disk / "lower").read_text().strip())
+        if recorded.is_dir():
+            return recorded
+        if recorded != lower:
+            log.warning("server %s: its disk was made on base %s, which is gone; it goes on over %s",
+                        self.sid, recorded, lower)
+        return lower
+
+    def copy_disk(self, dest: Path) -> None:
+        """Copy this machine's disk (upper layer and the base it lies on) to dest (an image)."""
+        if not (self.disk / "lower").exists():
+            raise BackendError(f"server {self.sid} has no disk to copy")
+        safe_rmtree(dest)
+        partial = dest.with_name(dest.name + ".partial")
+        safe_rmtree(partial)
+        partial.mkdir(parents=True)
+        copy_tree(self.disk / "upper", partial / "upper")
+        shutil.copy(self.disk / "lower", partial / "lower")
+        partial.rename(dest)
 
     def unmount_layer(self) -> None:
         if os.path.ismount(self.root):

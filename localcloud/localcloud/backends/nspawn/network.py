@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from .host import BackendError, StateFile, log, pid_alive, pid_matches, run, write_file
+from .host import BackendError, CommandError, StateFile, log, pid_alive, pid_matches, run, write_file
 from .slots import ALL_PUBLIC, SLOTS, Slot
 
 PROXY_PORTS = (3142, 3143, 3144, 3145)
@@ -42,6 +42,22 @@ ForceManaged: 1
 PassThroughPattern: ^localcloud-allows-no-tunnels$
 ExThreshold: 4
 """
+
+
+def host_addresses() -> list[tuple[str, ipaddress.IPv4Interface]]:
+    """(interface, address) of every IPv4 address on this host, from `ip -j` (links of other local
+    clouds come and go meanwhile: the dump is read again until it parses)."""
+    import json
+    for attempt in range(5):
+        try:
+            links = json.loads(run(["ip", "-j", "-4", "addr", "show"], stderr=False) or "[]")
+            return [(link.get("ifname", ""), ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
+                    for link in links for a in link.get("addr_info", []) if a.get("family") == "inet"]
+        except (ValueError, KeyError, CommandError):
+            if attempt == 4:
+                raise
+            time.sleep(0.1)
+    return []
 
 
 def _link_exists(name: str) -> bool:
@@ -82,9 +98,16 @@ class HostNetwork:
         # switch it on for this bridge only, the host-wide sysctl is left alone.
         run(["ip", "link", "set", self.bridge, "type", "bridge", "nf_call_iptables", "1"],
             check=False)
-        addrs = run(["ip", "-4", "-o", "addr", "show", "dev", self.bridge])
-        if f"{self.host_ip}/" not in addrs:
-            run(["ip", "addr", "add", f"{self.host_ip}/{self.public_net.prefixlen}", "dev", self.bridge])
+        mine = ipaddress.ip_interface(f"{self.host_ip}/{self.public_net.prefixlen}")
+        addresses = host_addresses()
+        for name, addr in addresses:
+            if name == self.bridge and addr != mine:     # e.g. the 198.18.0.1/15 of a run before slots
+                run(["ip", "addr", "del", str(addr), "dev", self.bridge], check=False)
+            elif name.startswith("lc") and addr != mine and addr.network.overlaps(self.public_net):
+                log.warning("%s has %s, which overlaps this slot's %s (a local cloud from before slots?); "
+                            "this slot's guard keeps the two apart", name, addr, self.public_net)
+        if (self.bridge, mine) not in addresses:
+            run(["ip", "addr", "add", str(mine), "dev", self.bridge])
         run(["ip", "link", "set", self.bridge, "up"])
 
     def _guard(self) -> None:
@@ -225,18 +248,22 @@ table inet {table} {{
             raise BackendError(f"network range {net} overlaps the local cloud's public range "
                                f"{ALL_PUBLIC}")
         # never cut this host off its own network: refuse ranges that hold a host address or gateway
-        for line in run(["ip", "-4", "-o", "addr", "show"]).splitlines():
-            parts = line.split()
-            if len(parts) > 3 and not parts[1].startswith("lc"):
-                addr = ipaddress.ip_interface(parts[3])
-                if addr.ip in net and not addr.ip.is_loopback:
-                    raise BackendError(f"network range {net} holds this host's own address "
-                                       f"{addr} ({parts[1]}); use another range in the local cloud")
-        existing = run(["ip", "-4", "route", "show", "type", "blackhole", str(net)]).strip()
+        for name, addr in host_addresses():
+            if not name.startswith("lc") and addr.ip in net and not addr.ip.is_loopback:
+                raise BackendError(f"network range {net} holds this host's own address "
+                                   f"{addr} ({name}); use another range in the local cloud")
         route = str(net)
-        if not existing:
-            run(["ip", "route", "add", "blackhole", route])
+        if not self._has_blackhole(route):
+            try:
+                run(["ip", "route", "add", "blackhole", route])
+            except CommandError:
+                if not self._has_blackhole(route):      # another slot may have added it just now
+                    raise
         self.state.add("routes", route)
+
+    @staticmethod
+    def _has_blackhole(route: str) -> bool:
+        return bool(run(["ip", "-4", "route", "show", "type", "blackhole", route], stderr=False).strip())
 
     def drop_network_if_unused(self, network_id: int) -> None:
         br = self.slot.link("n", str(network_id))

@@ -162,7 +162,7 @@ def test_firewall_unchanged_when_rules_equal_after_normalising():
 
 
 def test_firewall_rule_change_is_one_set_rules():
-    rules = RULES + [{"direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"], "port": "1"}]
+    rules = RULES + [{"direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"]}]
     p = plan("firewall", spec(name="fw", rules=rules), copy.deepcopy(FIREWALL), context())
     assert steps(p) == [("action", "firewall", "set_rules")]
     body = p.phases[0][0].body["rules"][1]

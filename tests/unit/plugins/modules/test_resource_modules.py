@@ -21,13 +21,14 @@ from ansible_collections.autoscale.hetzner.plugins.modules import (  # noqa: E40
     firewall, network, server, ssh_key, ssh_key_info,
 )
 
+REAL_BUILD_CLIENT = api_mod.build_client
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaW2PdrW0F0m1H4k0Plm9bmjRq0ZbYyqVt5w4jK9mVJ me@x"
 
 
 @pytest.fixture
 def fake(monkeypatch):
     client = FakeClient()
-    monkeypatch.setattr(hetzner_module, "build_client", lambda token, endpoint: client)
+    monkeypatch.setattr(api_mod, "build_client", lambda token, endpoint=None, **_kw: client)
     monkeypatch.setattr(api_mod.time, "sleep", lambda _s: None)
     return client
 
@@ -83,7 +84,7 @@ def test_api_error_names_the_field_and_the_fix(fake, capsys):
 
 
 def test_missing_hcloud_library_fails_cleanly(fake, capsys, monkeypatch):
-    monkeypatch.setattr(hetzner_module, "build_client", api_mod.build_client)
+    monkeypatch.setattr(api_mod, "build_client", REAL_BUILD_CLIENT)
     monkeypatch.setattr(api_mod, "HAS_HCLOUD", False)
     result = run(ssh_key, capsys, name="admin", public_key=KEY)
     assert result["failed"] and "pip install hcloud" in result["msg"]
@@ -171,3 +172,21 @@ def test_every_resource_module_plans_creates_converges_and_lists(kind, fake, cap
     assert not rerun["changed"], rerun.get("plan")
     listed = run(info, capsys, name=args["name"])
     assert [item["name"] for item in listed["hcloud_" + kind + "_info"]] == [args["name"]]
+
+
+def test_a_nested_typo_names_its_path_and_the_fix_and_sends_nothing(fake, capsys):
+    result = run(firewall, capsys, name="fw", rules=[{"protocol": "tcp", "port": "22", "src_ips": ["0.0.0.0/0"]},
+                                                     {"protocol": "tcpp", "port": "22", "source_ips": ["0.0.0.0/0"]}])
+    assert result["failed"] and result["changed"] is False
+    assert "rules[0].src_ips: unknown key; did you mean source_ips?" in result["msg"]
+    assert "rules[1].protocol: 'tcpp' is not allowed; use one of tcp, udp, icmp, esp, gre; did you mean tcp?" in \
+        result["msg"]
+    assert fake.log == []
+
+
+def test_values_the_api_would_refuse_fail_before_any_request(fake, capsys):
+    result = run(network, capsys, name="n", ip_range="10.0.0.0/16", subnets=[{"ip_range": "10.0.1.0/33"}])
+    assert result["failed"] and result["changed"] is False
+    assert result["errors"] == ["subnets[0].ip_range: '10.0.1.0/33' is not a network in CIDR notation; write it "
+                                "like 10.0.1.0/24"]
+    assert fake.log == []

@@ -13,18 +13,23 @@ import pytest
 import yaml
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerError
-from ansible_collections.autoscale.hetzner.plugins.module_utils.reconcile import Context, Ref, Resolver, Step
+from ansible_collections.autoscale.hetzner.plugins.module_utils.reconcile import (
+    Context, Ref, Resolver, Step, execute_step,
+)
 from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
+    adopter,
     catalogue_needs,
-    execute_step_tolerant,
+    check_declaration,
+    expand,
     expand_topology,
     harvest_catalogue,
     plan_entries,
     plan_level,
     plan_stack,
     render_plan,
+    static_errors,
 )
-from ansible_collections.autoscale.hetzner.plugins.modules.stack import argument_spec, check_server_entries
+from ansible_collections.autoscale.hetzner.plugins.modules.stack import argument_spec
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPxVf7L/6fLNm6rfdpaJnp0rD7mA4X61GgFWQSvbD24B test"
@@ -162,8 +167,9 @@ def test_expert_validation_collects_every_problem_before_anything_runs():
     params["tiers"][1]["servers"][0]["ip"] = "10.0.9.10"
     params["tiers"][2]["servers"][1]["ip"] = "10.0.3.10"
     params["ssh_keys"][0]["public_key"] = "not a key"
+    declaration_errors, _warnings = check_declaration(params)
     stack_plan = plan_stack("autoscale-prod", expand_topology(params), empty_context())
-    text = "\n".join(stack_plan.errors)
+    text = "\n".join(declaration_errors + static_errors(expand(params)) + stack_plan.errors)
     assert "cx22" in text and "cx23" in text
     assert "10.0.9.10" in text and "outside every subnet" in text
     assert "10.0.3.10" in text and "also declared" in text
@@ -212,34 +218,31 @@ class FakeApi:
         self.calls.append(("find", kind, name))
         return self.existing
 
-    def request(self, method, path, params=None):
-        self.calls.append((method, path))
-        return {"actions": self.running}
+    def running_actions(self, kind, ident):
+        self.calls.append(("running", kind, ident))
+        return self.running
 
 
 def test_a_lost_create_answer_adopts_our_own_object_and_waits_for_its_actions():
     mine = {"id": 5, "name": "web-1", "labels": {"managed-by": "autoscale.hetzner.stack", "stack": "s"}}
     api = FakeApi(HetznerError("taken", code="uniqueness_error"), existing=mine, running=[{"id": 77}])
     resolver = Resolver(api, Context())
-    actions = execute_step_tolerant(api, Step("create", "server", Ref("server", "web-1"), body={"name": "web-1"}),
-                                    resolver, "s")
-    assert actions == [{"id": 77}]
+    step = Step("create", "server", Ref("server", "web-1"), body={"name": "web-1"})
+    assert execute_step(api, step, resolver, adopt=adopter(api, "s")) == [{"id": 77}]
     assert resolver.id_of(Ref("server", "web-1")) == 5
     foreign = dict(mine, labels={})
     api = FakeApi(HetznerError("taken", code="uniqueness_error"), existing=foreign)
     with pytest.raises(HetznerError):
-        execute_step_tolerant(api, Step("create", "server", Ref("server", "web-1"), body={"name": "web-1"}),
-                              Resolver(api, Context()), "s")
+        execute_step(api, step, Resolver(api, Context()), adopt=adopter(api, "s"))
     api = FakeApi(HetznerError("gone", code="not_found"))
-    assert execute_step_tolerant(api, Step("delete", "volume", 3), Resolver(api, Context()), "s") == []
+    assert execute_step(api, Step("delete", "volume", 3), Resolver(api, Context())) == []
 
 
-def test_tier_server_entries_are_checked_and_the_spec_is_complete():
-    assert check_server_entries({"tiers": [{"name": "web", "servers": [{"name": "a", "colour": "red"}, {}]}]}) == [
-        "tiers[web].servers[a]: unknown keys colour (allowed: alias_ips, backups, delete_protection, enable_ipv4, "
-        "enable_ipv6, firewalls, image, ip, labels, location, name, network, placement_group, server_type, ssh_keys, "
-        "user_data)",
-        "tiers[web].servers[1]: each server needs a name"]
+def test_the_spec_is_complete_and_shared_with_the_resource_modules():
     spec = argument_spec()
     assert spec["api_token"]["no_log"] is True
-    assert spec["prune"]["default"] is False
+    assert spec["prune"]["default"] is False and spec["prune_max"]["default"] == 5
+    rules = spec["firewalls"]["options"]["rules"]["options"]
+    from ansible_collections.autoscale.hetzner.plugins.modules import firewall, load_balancer
+    assert rules == firewall.ARGUMENT_SPEC["rules"]["options"]
+    assert spec["load_balancers"]["options"]["services"]["options"] == load_balancer.ARGUMENT_SPEC["services"]["options"]
