@@ -31,5 +31,9 @@ for d in playbooks roles; do
         targets+=("$d")
     fi
 done
+# This checkout's collection (the venv's site-packages links it), not a copy installed in
+# ~/.ansible/collections that would shadow it (its roles, not ours, would be syntax-checked).
+ANSIBLE_COLLECTIONS_PATH="$(python -c 'import ansible, pathlib; print(pathlib.Path(ansible.__file__).resolve().parents[1])')"
+export ANSIBLE_COLLECTIONS_PATH
 echo "ansible-lint --profile production ${targets[*]}"
 ansible-lint --profile production "${targets[@]}"

@@ -35,7 +35,6 @@ TOOLCHAINS = {"ansible-core 2.19": Path(sys.executable).parent, "ansible-core 2.
 # Declared for roles on branches that are not merged yet; delete an entry when its role lands (the
 # "declared but unused" check then covers it). Each names who uses it.
 DECLARED_FOR_PENDING_ROLES = {
-    "community.postgresql": "roles/postgresql (issue 11): postgresql_db, postgresql_user, ...",
     "community.crypto": "roles/web (issue 14): x509_certificate_info, openssl_privatekey_info filters",
 }
 

@@ -34,6 +34,7 @@ import re
 import shlex
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
+# The directory whose ansible_collections/autoscale/hetzner links to this checkout (scripts/bootstrap.sh).
+COLLECTIONS = Path(sysconfig.get_paths()["purelib"])
 if str(ROOT / "localcloud") not in sys.path:
     sys.path.insert(0, str(ROOT / "localcloud"))
 
@@ -188,13 +191,10 @@ class Lab:
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.cloud.env, "ANSIBLE_CONFIG": str(self.ansible_cfg),
                "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-        # This worktree's collection (the venv links it next to the ones the ansible package brings),
-        # first: a copy installed by hand in ~/.ansible/collections must not shadow it.
-        site = next((p for p in sys.path if p.endswith("site-packages") and (Path(p) / "ansible_collections").is_dir()), None)
-        if site:
-            env["ANSIBLE_COLLECTIONS_PATH"] = site
-        else:
-            env.pop("ANSIBLE_COLLECTIONS_PATH", None)
+        # This checkout's collection (the venv's site-packages links it; the ansible package's collections
+        # are there too), and nothing else: a copy installed in ~/.ansible/collections (ansible-galaxy's
+        # default path, which ansible searches first) would otherwise shadow the roles under test.
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
         return env
 
     def _write_config(self):
@@ -225,9 +225,14 @@ class Lab:
         (self.dir / "localhost.ini").write_text(
             'localhost ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
         roles_path = HERE / "roles"
+        import ansible  # pylint: disable=import-outside-toplevel
+        # This checkout's collection (the venv's site-packages links it): a copy installed in
+        # ~/.ansible/collections would otherwise shadow it, and the lab would test that copy.
+        collections_path = Path(ansible.__file__).resolve().parents[1]
         self.ansible_cfg.write_text(f"""[defaults]
 inventory = {self.inventory}
 roles_path = {roles_path}
+collections_path = {collections_path}
 forks = 20
 host_key_checking = False
 retry_files_enabled = False
