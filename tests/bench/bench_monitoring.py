@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "roles"))
 
 import lab as rolelab  # noqa: E402  (after the path)
-from monitoring_lab import load_balancer_url, run_postgresql_on_the_db_tier, serve_http_on_the_web_tier  # noqa: E402
+from monitoring_lab import load_balancer_url, serve_http_on_the_web_tier  # noqa: E402
 
 MON = "rolelab-mon-1"
 MINUTES = float(os.environ.get("BENCH_MONITORING_MINUTES", "3"))
@@ -51,6 +51,14 @@ def production_stack() -> dict:
                             "ip": f"10.77.1.{base + i}", "image": "debian-12"} for i in range(counts[tier["name"]])]
     stack["volumes"] = []
     return stack
+
+
+def debian_postgresql(lab, host):
+    """Debian's postgresql package with the cluster it creates: what postgres_exporter scrapes here. The
+    bench's db hosts have no volumes, which the postgresql role requires for its data (its own test,
+    tests/roles/test_postgresql.py, runs it on the role lab)."""
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null"
+    lab.ssh(host, f"{install} || {{ apt-get update -qq && {install}; }}", timeout=900)
 
 
 def prom(lab, address, promql):
@@ -93,9 +101,9 @@ def main():
             time.sleep(MINUTES * 60)
             anchor = measure(lab, "127.0.0.1:9090", window)
             serve_http_on_the_web_tier(lab, [h for h in lab.hosts if "-web-" in h])
-            # Debian's postgresql on each db host (the PostgreSQL role is on another branch, issue 11).
+            # Debian's postgresql on each db host (see debian_postgresql).
             with ThreadPoolExecutor() as pool:
-                list(pool.map(lambda h: run_postgresql_on_the_db_tier(lab, h), [h for h in lab.hosts if "-db-" in h]))
+                list(pool.map(lambda h: debian_postgresql(lab, h), [h for h in lab.hosts if "-db-" in h]))
             run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", extra_vars={
                 "prometheus_blackbox_targets": [load_balancer_url(lab)],
                 "grafana_when_unreachable": "skip", "grafana_admin_password": "bench-Passw0rd"}).assert_ok()
@@ -112,7 +120,7 @@ def main():
           f"playbooks/monitoring.yml with the production defaults (scrape and evaluation every 30 s); measured on the "
           f"monitoring host after {MINUTES:g} minutes of scraping. Anchor: Debian's prometheus package with its own "
           f"configuration (itself and a local node_exporter) on the same machine, before the role. "
-          f"The db hosts run Debian's postgresql package as installed (the PostgreSQL role is on another branch); "
+          f"The db hosts run Debian's postgresql package as installed (the bench's db hosts have no volumes, which the PostgreSQL role needs); "
           f"monitoring.yml took {run.seconds:.0f} s.\n")
     print("| measure | Debian's default config (anchor) | the role, production targets |\n|---|---|---|")
     print(f"| targets | {anchor['targets']:.0f} | {role['targets']:.0f} |")

@@ -5,8 +5,9 @@
 - `Webhook`: Alertmanager's test receiver, an HTTP server on the controller at the lab's public
   gateway (lab.controller_ip, the host side of the slot's public bridge, which every lab machine
   reaches), recording what Alertmanager posts;
-- `monitored(lab)`: playbooks/monitoring.yml on the lab's hosts (after the security baseline) with
-  short intervals and the webhook as the only receiver; the second run follows at once;
+- `monitored(lab)`: playbooks/monitoring.yml on the lab's hosts (after the security baseline and the
+  postgresql role's primary + standby on db-1/db-2, shared with test_postgresql.py) with short
+  intervals and the webhook as the only receiver; the second run follows at once;
 - `Prometheus`: its HTTP API, asked on the monitoring host (it listens on the private IP only).
 """
 from __future__ import annotations
@@ -20,13 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lab import ROOT, hardened  # noqa: F401  (fixture)
+from postgresql_lab import PRIMARY, STANDBY, postgres  # noqa: F401  (fixture)
 
 MON = "rolelab-mon-1"
-DB = "rolelab-db-1"
 # Short enough for tests, as a user would set them for a quick rehearsal; production defaults are
 # in the roles (30s scrapes, HostDown after 2m).
 SCRAPE, EVALUATION, HOST_DOWN_FOR, DISK_FOR, REPLICATION_FOR = "5s", "5s", "15s", "15s", "15s"
-REPLICATION_SLOT, STANDBY_UNIT = "lab_standby", "lab-standby"
 
 
 class Webhook:
@@ -105,23 +105,6 @@ def serve_http_on_the_web_tier(lab, hosts=("rolelab-web-1", "rolelab-web-2")):
                       "systemd-run --unit=lab-web -p Restart=always python3 -m http.server 80 --directory /srv/lab-web; }")
 
 
-def run_postgresql_on_the_db_tier(lab, host=DB):
-    """A stand-in for the PostgreSQL role (issue 11, another branch): Debian's postgresql package on
-    the db host with the cluster it creates, which postgres_exporter reaches over the local socket,
-    and a standby's replication as the primary sees it: a WAL receiver (pg_receivewal, the unit
-    STANDBY_UNIT) streaming through the physical slot REPLICATION_SLOT. Nothing is installed where
-    PostgreSQL already answers (the real role ran first)."""
-    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null"
-    psql = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c"
-    lab.ssh(host, f"runuser -u postgres -- psql -XAtqc 'SELECT 1' >/dev/null 2>&1 || {install} || "
-                  f"{{ apt-get update -qq && {install}; }}", timeout=900)
-    lab.ssh(host, f"{psql} \"SELECT pg_create_physical_replication_slot('{REPLICATION_SLOT}', true) WHERE NOT EXISTS "
-                  f"(SELECT FROM pg_replication_slots WHERE slot_name = '{REPLICATION_SLOT}')\" && "
-                  f"install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/lab-standby && "
-                  f"{{ systemctl is-active -q {STANDBY_UNIT} || systemd-run --unit={STANDBY_UNIT} -p User=postgres "
-                  f"pg_receivewal -S {REPLICATION_SLOT} -D /var/lib/postgresql/lab-standby; }}")
-
-
 class Monitoring:
     def __init__(self, lab, webhook: Webhook, variables: dict, first, second):
         self.lab, self.webhook, self.vars, self.first, self.second = lab, webhook, variables, first, second
@@ -145,11 +128,10 @@ class Monitoring:
 
 
 @pytest.fixture(scope="session")
-def monitored(lab, hardened):
+def monitored(lab, hardened, postgres):
     def converge():
         webhook = lab.once("monitoring-webhook", lambda: Webhook(lab.controller_ip))
         serve_http_on_the_web_tier(lab)
-        run_postgresql_on_the_db_tier(lab)
         variables = monitoring_vars(webhook.url, [load_balancer_url(lab)])
         monitoring = Monitoring(lab, webhook, variables, None, None)
         monitoring.first = monitoring.playbook().assert_ok()

@@ -16,8 +16,9 @@ import pytest
 
 from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
 from lab import ROOT
-from monitoring_lab import DB, MON, monitored  # noqa: F401  (fixture)
-from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, REPLICATION_FOR, REPLICATION_SLOT, SCRAPE, STANDBY_UNIT
+from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
+from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, REPLICATION_FOR, SCRAPE
+from postgresql_lab import PRIMARY, STANDBY, postgres, sql  # noqa: F401  (fixture)
 # The slot's activity as Debian 12's postgres_exporter (0.11) and newer ones (Debian 13) name it.
 SLOT_ACTIVE = "pg_replication_slots_active|pg_replication_slot_slot_is_active"
 
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() 
 # Every role of playbooks/monitoring.yml on one host (a fresh server: check mode, bad input).
 ON_ONE_HOST = {"monitoring_exporter_hosts": "all", "monitoring_group": "all",
                "grafana_when_unreachable": "skip", "grafana_admin_password": "lab-grafana-Passw0rd"}
-CONVERGED = ["rolelab-web-1", "rolelab-web-2", "rolelab-app-1", "rolelab-db-1", MON]
+DATABASES = [PRIMARY, STANDBY]     # the postgresql role's primary + streaming standby (postgresql_lab)
+CONVERGED = ["rolelab-web-1", "rolelab-web-2", "rolelab-app-1", *DATABASES, MON]
 
 
 def seconds(duration: str) -> int:
@@ -49,7 +51,7 @@ def wait_until_all_up(monitored, expected: set[tuple[str, str]], timeout: float 
 def test_prometheus_reports_every_target_up(lab, monitored):
     lb_url = monitored.vars["prometheus_blackbox_targets"][0]
     expected = ({("node", h) for h in CONVERGED} | {("prometheus", MON), ("alertmanager", MON)}
-                | {("postgres", DB), ("blackbox", lb_url)})
+                | {("postgres", h) for h in DATABASES} | {("blackbox", lb_url)})
     seen = wait_until_all_up(monitored, expected)
     assert set(seen) == expected, f"unexpected targets: {sorted(set(seen) - expected)}"
     # The blackbox probe of the load balancer's public URL succeeds (through the LB to the web tier).
@@ -81,12 +83,14 @@ def test_a_second_run_changes_nothing(monitored):
 
 
 def test_exporter_ports_refused_from_other_tiers_and_closed_to_the_internet(lab, monitored, fresh):
-    web, app, db = "rolelab-web-1", "rolelab-app-1", "rolelab-db-1"
+    web, app, db = "rolelab-web-1", "rolelab-app-1", PRIMARY
     private = {h: lab.hosts[h].private_ip for h in CONVERGED}
     matrix = [  # (from, to, address, port, expected)
         (MON, db, private[db], 9100, "open"),            # the monitoring host scrapes
         (MON, web, private[web], 9100, "open"),
         (MON, db, private[db], 9187, "open"),            # postgres_exporter
+        (MON, STANDBY, private[STANDBY], 9187, "open"),
+        (db, STANDBY, private[STANDBY], 9187, "refused"),   # a PostgreSQL peer is not the monitoring host
         (web, db, private[db], 9100, "refused"),
         (web, app, private[app], 9100, "refused"),
         (app, db, private[db], 9100, "refused"),
@@ -185,32 +189,39 @@ def test_filling_a_volume_above_the_threshold_fires_the_disk_alert(lab, monitore
 
 
 def test_stopping_replication_fires_the_replication_alert_and_restarting_it_resolves_it(lab, monitored):
-    # The lab's "standby" is a WAL receiver on the db host streaming through a physical slot (the
-    # real primary + standby come with the PostgreSQL role, issue 11); the primary sees the same when
-    # a standby stops: its slot goes inactive.
+    # The postgresql role's standby streams through its slot on the primary. Replication stops as it
+    # does when the standby loses its primary: its WAL receiver ends (primary_conninfo emptied with
+    # ALTER SYSTEM and a reload: no restart, so test_postgresql's restart checks still hold), and the
+    # primary's slot goes inactive. RESET and a reload restore the role's primary_conninfo.
+    slot = sql(lab, PRIMARY, "select slot_name from pg_replication_slots where slot_type = 'physical'")
+    assert slot and "|" not in slot and "\n" not in slot, f"one physical slot expected on {PRIMARY}: {slot!r}"
+
     def slot_active():
-        return {r["metric"].get("slot_name"): r["value"][1] for r in monitored.query(f'{{__name__=~"{SLOT_ACTIVE}", instance="{DB}"}}')}
+        return {r["metric"].get("slot_name"): r["value"][1]
+                for r in monitored.query(f'{{__name__=~"{SLOT_ACTIVE}", instance="{PRIMARY}"}}')}
     deadline = time.monotonic() + 60
-    while slot_active().get(REPLICATION_SLOT) != "1":
-        assert time.monotonic() < deadline, f"the slot {REPLICATION_SLOT} is not reported active: {slot_active()}"
+    while slot_active().get(slot) != "1":
+        assert time.monotonic() < deadline, f"the slot {slot} is not reported active: {slot_active()}"
         time.sleep(2)
     t0 = time.monotonic()
-    lab.ssh(DB, f"systemctl stop {STANDBY_UNIT}")
+    sql(lab, STANDBY, "alter system set primary_conninfo = ''")
+    sql(lab, STANDBY, "select pg_reload_conf()")
     try:
         budget = seconds(REPLICATION_FOR) + seconds(SCRAPE) + 30
-        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationBroken", instance=DB,
-                                           slot_name=REPLICATION_SLOT)
-        assert fired is not None, (f"PostgresReplicationBroken not posted within {budget + 30} s: {monitored.webhook.alerts(t0)}; "
-                                   f"slots: {slot_active()}")
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationBroken",
+                                           instance=PRIMARY, slot_name=slot)
+        assert fired is not None, (f"PostgresReplicationBroken not posted within {budget + 30} s: "
+                                   f"{monitored.webhook.alerts(t0)}; slots: {slot_active()}")
         fired_after = fired[0] - t0
     finally:
         t1 = time.monotonic()
-        lab.ssh(DB, f"systemctl start {STANDBY_UNIT} 2>/dev/null || systemd-run --unit={STANDBY_UNIT} -p User=postgres "
-                    f"pg_receivewal -S {REPLICATION_SLOT} -D /var/lib/postgresql/lab-standby")
-    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationBroken", instance=DB)
+        sql(lab, STANDBY, "alter system reset primary_conninfo")
+        sql(lab, STANDBY, "select pg_reload_conf()")
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationBroken", instance=PRIMARY)
     assert resolved is not None, "PostgresReplicationBroken not resolved within 120 s of restarting replication"
     assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
-    print(f"\nPostgresReplicationBroken for the slot {REPLICATION_SLOT}: posted {fired_after:.1f} s after replication "
+    assert sql(lab, PRIMARY, f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
+    print(f"\nPostgresReplicationBroken for the slot {slot}: posted {fired_after:.1f} s after replication "
           f"stopped (budget {budget} s), resolved {resolved[0] - t1:.1f} s after it restarted")
 
 
