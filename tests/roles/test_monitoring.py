@@ -7,7 +7,6 @@ exporter ports are refused from the other tiers and closed to the internet; a se
 nothing; a check run on a fresh host completes; bad input is refused before any change."""
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -226,7 +225,7 @@ def test_stopping_replication_fires_the_replication_alert_and_restarting_it_reso
 
 
 def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
-    from dashboards import fill, label_of, load, names, queries, variables   # tests/unit/monitoring
+    from dashboards import fill, label_of, load, multi_value, names, queries, variables   # tests/unit/monitoring
     empty, asked = [], 0
     for name in names():
         dashboard = load(name)
@@ -238,7 +237,7 @@ def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
             selector, label = label_of(var["query"]["query"])
             found = sorted({s[label] for s in monitored.api("/api/v1/series", **{"match[]": selector})["data"] if label in s})
             assert found, f"{name}: the variable {var['name']} has no values ({selector})"
-            values[var["name"]] = "|".join(re.escape(v) for v in found)     # "All", as Grafana sends it
+            values[var["name"]] = multi_value(found)     # "All", as Grafana sends it
         for title, expr in queries(dashboard):
             asked += 1
             if not monitored.query(fill(expr, values)):

@@ -49,6 +49,16 @@ def fill(expr: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
+def multi_value(values: list[str]) -> str:
+    """A multi-value variable with every value chosen ("All"), as Grafana's Prometheus data source
+    sends it: each value regex-escaped for the PromQL string it lands in (a special character gets two
+    backslashes, which the string reads as one; PromQL refuses a single one before a dot as an unknown
+    escape), the values joined by |."""
+    def escape(value: str) -> str:
+        return re.sub(r"([$^*{}\[\]'+?.()|])", r"\\\\\1", value.replace("\\", "\\\\\\\\"))
+    return "|".join(escape(v) for v in values)
+
+
 def label_of(query: str) -> tuple[str, str]:
     """label_values(<selector>, <label>) -> (selector, label)."""
     match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query.strip())
