@@ -27,6 +27,7 @@ MON = "rolelab-mon-1"
 # Short enough for tests, as a user would set them for a quick rehearsal; production defaults are
 # in the roles (30s scrapes, HostDown after 2m).
 SCRAPE, EVALUATION, HOST_DOWN_FOR, DISK_FOR, REPLICATION_FOR = "5s", "5s", "15s", "15s", "15s"
+LAG_SECONDS, LAG_FOR = 10, "15s"     # PostgresReplicationLagging: replay this many seconds behind, for
 
 
 class Webhook:
@@ -86,6 +87,7 @@ def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
         "prometheus_evaluation_interval": EVALUATION,
         "prometheus_alert_host_down_for": HOST_DOWN_FOR, "prometheus_alert_disk_for": DISK_FOR,
         "prometheus_alert_replication_broken_for": REPLICATION_FOR,
+        "prometheus_alert_replication_lag_seconds": LAG_SECONDS, "prometheus_alert_replication_lag_for": LAG_FOR,
         "alertmanager_receivers": [{"name": "lab-webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
         "alertmanager_route": {"receiver": "lab-webhook", "group_by": ["alertname", "instance"],
                                "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"},

@@ -16,7 +16,7 @@ import pytest
 from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
 from lab import ROOT
 from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
-from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, REPLICATION_FOR, SCRAPE
+from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, LAG_FOR, LAG_SECONDS, REPLICATION_FOR, SCRAPE
 from postgresql_lab import PRIMARY, STANDBY, postgres, sql  # noqa: F401  (fixture)
 # The slot's activity as Debian 12's postgres_exporter (0.11) and newer ones (Debian 13) name it.
 SLOT_ACTIVE = "pg_replication_slots_active|pg_replication_slot_slot_is_active"
@@ -222,6 +222,39 @@ def test_stopping_replication_fires_the_replication_alert_and_restarting_it_reso
     assert sql(lab, PRIMARY, f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
     print(f"\nPostgresReplicationBroken for the slot {slot}: posted {fired_after:.1f} s after replication "
           f"stopped (budget {budget} s), resolved {resolved[0] - t1:.1f} s after it restarted")
+
+
+def test_pausing_replay_on_the_standby_fires_the_lag_alert_and_resuming_resolves_it(lab, monitored):
+    # The lag postgres_exporter measures on the standby (pg_replication_lag_seconds: Debian 13's
+    # replication collector, or the postgres_exporter role's query on Debian 12's exporter, which has
+    # none). Replay is paused while the primary commits: the standby receives WAL it does not apply,
+    # as under a replay conflict or a slow disk. Caught up, the lag is 0 even while the primary is idle.
+    def lag():
+        found = monitored.query(f'pg_replication_lag_seconds{{instance="{STANDBY}"}}')
+        return float(found[0]["value"][1]) if found else None
+    deadline = time.monotonic() + 60
+    while lag() != 0:
+        assert time.monotonic() < deadline, f"{STANDBY}: pg_replication_lag_seconds is {lag()}, not 0 while caught up"
+        time.sleep(2)
+    sql(lab, STANDBY, "select pg_wal_replay_pause()")
+    t0 = time.monotonic()
+    try:
+        sql(lab, PRIMARY, "create table if not exists lab_lag (at timestamptz); insert into lab_lag values (now())")
+        budget = LAG_SECONDS + seconds(LAG_FOR) + seconds(SCRAPE) + seconds(EVALUATION) + 30
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationLagging",
+                                           instance=STANDBY)
+        assert fired is not None, (f"PostgresReplicationLagging not posted within {budget + 30} s: "
+                                   f"{monitored.webhook.alerts(t0)}; lag: {lag()}")
+        fired_after = fired[0] - t0
+    finally:
+        t1 = time.monotonic()
+        sql(lab, STANDBY, "select pg_wal_replay_resume()")
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationLagging", instance=STANDBY)
+    assert resolved is not None, f"PostgresReplicationLagging not resolved within 120 s of resuming replay (lag: {lag()})"
+    assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
+    sql(lab, PRIMARY, "drop table lab_lag")
+    print(f"\nPostgresReplicationLagging for {STANDBY}: posted {fired_after:.1f} s after replay paused "
+          f"(budget {budget} s), resolved {resolved[0] - t1:.1f} s after it resumed")
 
 
 def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
