@@ -187,6 +187,24 @@ def test_filling_a_volume_above_the_threshold_fires_the_disk_alert(lab, monitore
           f"resolved {resolved[0] - t1:.1f} s after freeing it")
 
 
+def fired_and_resolved(monitored, alertname: str, labels: dict, budget: int, cause, undo, state) -> tuple[float, float]:
+    """cause() makes the alert's condition, undo() ends it (also after a failure). The alert must be
+    posted to the webhook within budget seconds of cause() and its resolution within 120 s of undo();
+    state() says what Prometheus sees when it is not. Seconds until each post."""
+    t0 = time.monotonic()
+    try:
+        cause()
+        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname=alertname, **labels)
+        assert fired is not None, f"{alertname} not posted within {budget + 30} s: {monitored.webhook.alerts(t0)}; {state()}"
+    finally:
+        t1 = time.monotonic()
+        undo()
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname=alertname, **labels)
+    assert resolved is not None, f"{alertname} not resolved within 120 s of the undo; {state()}"
+    assert fired[0] - t0 <= budget, f"{alertname} posted after {fired[0] - t0:.0f} s (budget {budget} s)"
+    return fired[0] - t0, resolved[0] - t1
+
+
 def test_stopping_replication_fires_the_replication_alert_and_restarting_it_resolves_it(lab, monitored):
     # The postgresql role's standby streams through its slot on the primary. Replication stops as it
     # does when the standby loses its primary: its WAL receiver ends (primary_conninfo emptied with
@@ -198,30 +216,22 @@ def test_stopping_replication_fires_the_replication_alert_and_restarting_it_reso
     def slot_active():
         return {r["metric"].get("slot_name"): r["value"][1]
                 for r in monitored.query(f'{{__name__=~"{SLOT_ACTIVE}", instance="{PRIMARY}"}}')}
+
+    def primary_conninfo(setting):
+        sql(lab, STANDBY, f"alter system {setting}")
+        sql(lab, STANDBY, "select pg_reload_conf()")
     deadline = time.monotonic() + 60
     while slot_active().get(slot) != "1":
         assert time.monotonic() < deadline, f"the slot {slot} is not reported active: {slot_active()}"
         time.sleep(2)
-    t0 = time.monotonic()
-    sql(lab, STANDBY, "alter system set primary_conninfo = ''")
-    sql(lab, STANDBY, "select pg_reload_conf()")
-    try:
-        budget = seconds(REPLICATION_FOR) + seconds(SCRAPE) + 30
-        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationBroken",
-                                           instance=PRIMARY, slot_name=slot)
-        assert fired is not None, (f"PostgresReplicationBroken not posted within {budget + 30} s: "
-                                   f"{monitored.webhook.alerts(t0)}; slots: {slot_active()}")
-        fired_after = fired[0] - t0
-    finally:
-        t1 = time.monotonic()
-        sql(lab, STANDBY, "alter system reset primary_conninfo")
-        sql(lab, STANDBY, "select pg_reload_conf()")
-    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationBroken", instance=PRIMARY)
-    assert resolved is not None, "PostgresReplicationBroken not resolved within 120 s of restarting replication"
-    assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
+    budget = seconds(REPLICATION_FOR) + seconds(SCRAPE) + 30
+    fired_after, resolved_after = fired_and_resolved(
+        monitored, "PostgresReplicationBroken", {"instance": PRIMARY, "slot_name": slot}, budget,
+        cause=lambda: primary_conninfo("set primary_conninfo = ''"), undo=lambda: primary_conninfo("reset primary_conninfo"),
+        state=lambda: f"slots: {slot_active()}")
     assert sql(lab, PRIMARY, f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
     print(f"\nPostgresReplicationBroken for the slot {slot}: posted {fired_after:.1f} s after replication "
-          f"stopped (budget {budget} s), resolved {resolved[0] - t1:.1f} s after it restarted")
+          f"stopped (budget {budget} s), resolved {resolved_after:.1f} s after it restarted")
 
 
 def test_pausing_replay_on_the_standby_fires_the_lag_alert_and_resuming_resolves_it(lab, monitored):
@@ -232,29 +242,22 @@ def test_pausing_replay_on_the_standby_fires_the_lag_alert_and_resuming_resolves
     def lag():
         found = monitored.query(f'pg_replication_lag_seconds{{instance="{STANDBY}"}}')
         return float(found[0]["value"][1]) if found else None
+
+    def pause_replay_and_commit_on_the_primary():
+        sql(lab, STANDBY, "select pg_wal_replay_pause()")
+        sql(lab, PRIMARY, "create table if not exists lab_lag (at timestamptz); insert into lab_lag values (now())")
     deadline = time.monotonic() + 60
     while lag() != 0:
         assert time.monotonic() < deadline, f"{STANDBY}: pg_replication_lag_seconds is {lag()}, not 0 while caught up"
         time.sleep(2)
-    sql(lab, STANDBY, "select pg_wal_replay_pause()")
-    t0 = time.monotonic()
-    try:
-        sql(lab, PRIMARY, "create table if not exists lab_lag (at timestamptz); insert into lab_lag values (now())")
-        budget = LAG_SECONDS + seconds(LAG_FOR) + seconds(SCRAPE) + seconds(EVALUATION) + 30
-        fired = monitored.webhook.wait_for("firing", t0, budget + 30, alertname="PostgresReplicationLagging",
-                                           instance=STANDBY)
-        assert fired is not None, (f"PostgresReplicationLagging not posted within {budget + 30} s: "
-                                   f"{monitored.webhook.alerts(t0)}; lag: {lag()}")
-        fired_after = fired[0] - t0
-    finally:
-        t1 = time.monotonic()
-        sql(lab, STANDBY, "select pg_wal_replay_resume()")
-    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="PostgresReplicationLagging", instance=STANDBY)
-    assert resolved is not None, f"PostgresReplicationLagging not resolved within 120 s of resuming replay (lag: {lag()})"
-    assert fired_after <= budget, f"posted after {fired_after:.0f} s (budget {budget} s)"
+    budget = LAG_SECONDS + seconds(LAG_FOR) + seconds(SCRAPE) + seconds(EVALUATION) + 30
+    fired_after, resolved_after = fired_and_resolved(
+        monitored, "PostgresReplicationLagging", {"instance": STANDBY}, budget,
+        cause=pause_replay_and_commit_on_the_primary, undo=lambda: sql(lab, STANDBY, "select pg_wal_replay_resume()"),
+        state=lambda: f"lag: {lag()}")
     sql(lab, PRIMARY, "drop table lab_lag")
     print(f"\nPostgresReplicationLagging for {STANDBY}: posted {fired_after:.1f} s after replay paused "
-          f"(budget {budget} s), resolved {resolved[0] - t1:.1f} s after it resumed")
+          f"(budget {budget} s), resolved {resolved_after:.1f} s after it resumed")
 
 
 def test_every_dashboard_panel_returns_data_from_prometheus(monitored):
