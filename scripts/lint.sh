@@ -32,8 +32,9 @@ for d in playbooks roles; do
     fi
 done
 # This checkout's collection (the venv's site-packages links it), not a copy installed in
-# ~/.ansible/collections that would shadow it (its roles, not ours, would be syntax-checked).
+# ~/.ansible/collections that would shadow it (its roles, not ours, would be syntax-checked):
+# ansible-lint puts $ANSIBLE_HOME/collections (default ~/.ansible) first, so it gets a home of its own.
 ANSIBLE_COLLECTIONS_PATH="$(python -c 'import ansible, pathlib; print(pathlib.Path(ansible.__file__).resolve().parents[1])')"
-export ANSIBLE_COLLECTIONS_PATH
+export ANSIBLE_COLLECTIONS_PATH ANSIBLE_HOME="$PWD/.cache/ansible-home"
 echo "ansible-lint --profile production ${targets[*]}"
 ansible-lint --profile production "${targets[@]}"

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Settings, parse_action_times
+from .config import Settings, check_pricing, parse_action_times
+from .errors import APIError
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -66,8 +67,14 @@ def serve(args) -> int:
     # the env file appears once the API is up (scripts wait for it): never leave a stale one
     (state / "env").unlink(missing_ok=True)
     faults = Faults(json.loads(Path(args.faults).read_text()) if args.faults else None)
+    pricing = None
+    if args.pricing:
+        try:
+            pricing = check_pricing(json.loads(Path(args.pricing).read_text()))
+        except (OSError, ValueError, APIError) as err:
+            sys.exit(f"localcloud: --pricing {args.pricing}: {getattr(err, 'message', err)}")
     settings = Settings(action_time=args.action_time, action_times=args.action_times or {}, rate_limit=args.rate_limit,
-                        legacy_datacenters=args.legacy_datacenters)
+                        legacy_datacenters=args.legacy_datacenters, pricing=pricing)
     backend = make_backend(args.machines, lock_wait=args.lock_wait, slot=args.slot)
     try:
         backend.open(state)
@@ -148,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--legacy-datacenters", action="store_true",
                      help="serve GET /datacenters and the datacenter of servers and primary IPs, removed from the API "
                           "in 2026 but still read by hetzner.hcloud 5.x (also PUT /_localcloud/config)")
+    run.add_argument("--pricing", metavar="FILE",
+                     help="answer GET /pricing with this JSON (the object GET /pricing returns) instead of the "
+                          "catalogue's prices; also PUT /_localcloud/pricing while running, see docs/localcloud.md")
     run.add_argument("--faults", metavar="FILE", help="fault injection settings (JSON), see docs/localcloud.md")
     run.add_argument("--lock-wait", type=float, metavar="SECONDS",
                      default=float(os.environ.get("LOCALCLOUD_LOCK_WAIT") or 0),

@@ -14,6 +14,9 @@ class Settings:
     # Servers and primary IPs also carry the ``datacenter`` object the API removed on 2026-07-01,
     # for clients that still read it (hetzner.hcloud 5.x: server, server_info, inventory, ...).
     legacy_datacenters: bool = False
+    # GET /pricing answers this instead of the catalogue's prices when set (PUT /_localcloud/pricing,
+    # serve --pricing FILE): to rehearse a price change. Server and load balancer type objects keep theirs.
+    pricing: dict | None = None
 
     def duration(self, command: str) -> float:
         return self.action_times.get(command, self.action_time)
@@ -39,7 +42,7 @@ class Settings:
 
     def as_dict(self) -> dict:
         return {"action_time": self.action_time, "action_times": dict(self.action_times), "rate_limit": self.rate_limit,
-                "legacy_datacenters": self.legacy_datacenters}
+                "legacy_datacenters": self.legacy_datacenters, "pricing_overridden": self.pricing is not None}
 
 
 def _seconds(value, field_name: str) -> float:
@@ -57,3 +60,43 @@ def parse_action_times(text: str) -> dict[str, float]:
             raise ValueError(f"'{item}' is not COMMAND=SECONDS")
         result[command.strip()] = float(seconds)
     return result
+
+
+PRICING_KEYS = ("currency", "vat_rate", "image", "volume", "server_backup", "floating_ips", "primary_ips",
+                "server_types", "load_balancer_types")
+
+
+def check_pricing(data) -> dict:
+    """A whole ``pricing`` object as GET /pricing returns it (``{"pricing": {...}}`` or the inner object):
+    every key of the API's, every price a ``{"net", "gross"}`` pair of decimal strings. Returns the inner object."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(data, dict) and set(data) == {"pricing"}:
+        data = data["pricing"]
+    if not isinstance(data, dict):
+        raise invalid_input("pricing", "must be the object GET /pricing returns")
+    missing = [key for key in PRICING_KEYS if key not in data]
+    if missing:
+        raise invalid_input("pricing", "missing %s; start from GET /v1/pricing and change what you need"
+                            % ", ".join(missing))
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            if "net" in value or "gross" in value:
+                for key in ("net", "gross"):
+                    amount = value.get(key)
+                    try:
+                        if not isinstance(amount, str):
+                            raise InvalidOperation
+                        Decimal(amount)
+                    except InvalidOperation:
+                        raise invalid_input(f"{path}.{key}", "must be a decimal string like \"4.9900\"") from None
+                return
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+
+    walk(data, "pricing")
+    return data

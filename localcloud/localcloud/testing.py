@@ -93,6 +93,24 @@ def start_cloud(state: Path, *args: str, port: int | None = None) -> RunningClou
     raise RuntimeError(f"localcloud did not start within {deadline - started:.0f} s")
 
 
+LONG_MARKER = "long: a test that runs for minutes (ansible-playbook rounds); xdist starts these first"
+
+
+def long_tests_first(items: list) -> None:
+    """Reorder collected tests in place: the ones marked ``long`` first, each followed by one short
+    test. ``make test`` runs pytest-xdist with ``--dist load --maxschedchunk 1``, which hands each
+    worker two consecutive tests to start with, so every worker begins with a long test at once
+    instead of one worker finishing them one after another at the end of the run."""
+    long = [item for item in items if item.get_closest_marker("long")]
+    short = [item for item in items if not item.get_closest_marker("long")]
+    ordered = []
+    for item in long:
+        ordered.append(item)
+        if short:
+            ordered.append(short.pop(0))
+    items[:] = ordered + short
+
+
 def self_signed_certificate(domain: str) -> tuple[str, str]:
     """(certificate PEM, private key PEM) of a fresh self-signed certificate for `domain`, for tests
     that upload one (cryptography: a dependency of the local cloud)."""

@@ -144,6 +144,7 @@ def _list_of(options, **extra):
 STACK_DECLARATION = {
     "name": {"type": "str"},
     "location": {"type": "str"},
+    "budget": {"type": "float"},
     "labels": LABELS,
     "ssh_keys": _list_of({
         "name": {"type": "str", "required": True},

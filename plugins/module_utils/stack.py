@@ -35,8 +35,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .api import HetznerApi, HetznerError
-from .reconcile import Context, Ref, Resolver, execute_step, jsonable
+from .reconcile import Context, Ref, Resolver, Step, execute_step, jsonable
 from . import planners
+from . import pricing
 from . import validation as v
 from .specs import suggest
 
@@ -290,6 +291,10 @@ def check_declaration(params, prune=False):
                     path, key, key, ", ".join(RESERVED_LABELS)))
         v.check_labels(labels, errors, option=path)
     v.check_labels({STACK_KEY: stack_name}, errors, option="name")
+    budget = params.get("budget")
+    if budget is not None and not budget > 0:
+        errors.append("budget: %r is not a monthly amount; give the most the stack may cost per month in the "
+                      "currency of the API's prices, VAT included, e.g. 50 (or leave budget out)" % (budget,))
     # names unique per type, tiers unique
     for key in list(DECLARATION_LISTS) + ["tiers"]:
         seen = {}
@@ -597,11 +602,12 @@ def validate_stack(stack_name, desired, ctx, errors, where=None):
 
 
 def plan_stack(stack_name, desired, ctx, prune=False, expansion=None, prune_max=None, prune_tiers=(),
-               teardown=False):
+               teardown=False, unprotect=False):
     """Plans for every declared resource, plus deletions of owned, undeclared ones when pruning.
 
     Guards of prune (not for ``teardown``, i.e. state=absent): no more deletions than ``prune_max``,
-    and no tier loses all its servers unless it is listed in ``prune_tiers``."""
+    and no tier loses all its servers unless it is listed in ``prune_tiers``. A delete-protected resource
+    stops the run, unless ``teardown`` and ``unprotect``: then its protection is removed first."""
     result = StackPlan(stack_name)
     where = expansion.where if expansion is not None else None
 
@@ -648,12 +654,23 @@ def plan_stack(stack_name, desired, ctx, prune=False, expansion=None, prune_max=
         result.undeclared = [(kind, obj["name"]) for kind, obj in undeclared]
     else:
         for kind, obj in undeclared:
-            if (obj.get("protection") or {}).get("delete"):
+            protected = bool((obj.get("protection") or {}).get("delete"))
+            if protected and teardown and not unprotect:
+                result.errors.append(
+                    "%s %r is delete-protected; nothing is deleted while it is. unprotect: true removes the "
+                    "protection first (playbooks/destroy.yml: -e unprotect=yes)" % (kind, obj["name"]))
+                continue
+            if protected and not teardown:
                 result.errors.append(
                     "%s %r is delete-protected and no longer declared; declare it with "
                     "delete_protection: false first, or remove the protection by hand" % (kind, obj["name"]))
                 continue
-            result.deletions.append(planners.plan(kind, {"name": obj["name"], "state": "absent"}, obj, ctx))
+            plan = planners.plan(kind, {"name": obj["name"], "state": "absent"}, obj, ctx)
+            if protected:
+                plan.errors = [e for e in plan.errors if "delete-protected" not in e]
+                body = {"delete": False, "rebuild": False} if kind == "server" else {"delete": False}
+                plan.phases.insert(0, [Step("action", kind, obj["id"], "change_protection", body)])
+            result.deletions.append(plan)
         if not teardown:
             _guard_prune(result, desired, ctx, stack_name, prune_max, prune_tiers)
     result.errors = _unique(result.errors)
@@ -682,6 +699,26 @@ def _guard_prune(result, desired, ctx, stack_name, prune_max, prune_tiers):
             result.errors.append(
                 "prune: tier %r would lose all its servers (%s); if the tier is meant to go, add it to "
                 "prune_tiers: [%s]" % (tier, ", ".join(sorted(names)), tier))
+
+
+# --------------------------------------------------------------------------- cost
+
+def read_pricing(api):
+    """The ``pricing`` object of GET /pricing (one request)."""
+    return (api.request("GET", "/pricing", doing="reading the prices (GET /pricing)") or {}).get("pricing")
+
+
+def plan_cost(stack_plan, ctx, prices, budget=None):
+    """The cost of the stack now and after ``stack_plan`` (see pricing.stack_cost). Raises
+    pricing.PricingError when /pricing lacks a price the stack needs."""
+    name = stack_plan.name
+    before = [(kind, planners.NORMALISERS[kind](obj, ctx)) for kind in KINDS for obj in ctx.all(kind)
+              if owned_by(obj, name)]
+    undeclared = set(stack_plan.undeclared)
+    after = [(plan.kind, plan.after) for plan in stack_plan.plans if plan.after]
+    after.extend((kind, planners.NORMALISERS[kind](obj, ctx)) for kind in KINDS for obj in ctx.all(kind)
+                 if (kind, obj.get("name")) in undeclared and owned_by(obj, name))
+    return pricing.stack_cost(prices, before, after, budget)
 
 
 # --------------------------------------------------------------------------- rendering

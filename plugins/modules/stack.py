@@ -37,7 +37,14 @@ description:
     once on the same machine, elsewhere when it expires (90 s after its holder stopped renewing it).
   - Re-running is safe after any interruption, because resources are found by name and label before anything is
     created, and actions still running on a resource are awaited before it is changed. A no-change run sends only
-    the list requests (8).
+    the list requests (8) and C(GET /pricing).
+  - The plan shows what the stack costs, from the API's own prices (C(GET /pricing), read alongside the lists, never
+    a price table), per resource type, type and location (servers, backups as the API's percentage surcharge on the
+    server price, primary IPv4s and IPv6s, volumes per GB, load balancers, floating IPs), monthly and hourly, net
+    and gross, now and after the plan, and the change (C(+€12.40/month)); in check mode too. See RV(cost).
+  - With O(budget), a plan whose monthly cost (gross, VAT included) exceeds it fails before anything is written,
+    with the breakdown in the message; a plan that lowers the cost of a stack that is already over budget only
+    warns.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
@@ -53,7 +60,7 @@ options:
   declaration:
     description:
       - The whole declaration as one value, for example C(hetzner_stack) from group_vars. Its keys are the options
-        O(name), O(location), O(labels), O(ssh_keys), O(networks), O(firewalls), O(placement_groups), O(tiers),
+        O(name), O(location), O(budget), O(labels), O(ssh_keys), O(networks), O(firewalls), O(placement_groups), O(tiers),
         O(volumes), O(load_balancers) and O(floating_ips), checked exactly as if they were given one by one; an
         unknown key (C(tier) for C(tiers)) is an error, not silently dropped.
       - A key may not be given both here and as an option.
@@ -67,10 +74,18 @@ options:
     description:
       - V(present) converges the declared topology.
       - V(absent) deletes every resource of this stack (the declaration is ignored); protected resources make the
-        task fail before anything is deleted.
+        task fail before anything is deleted, unless O(unprotect). C(playbooks/destroy.yml) wraps it with a preview
+        and a confirmation.
     type: str
     choices: [present, absent]
     default: present
+  unprotect:
+    description:
+      - With O(state=absent), remove the delete (and rebuild) protection of the stack's protected resources before
+        deleting them. Without it, any protected resource fails the task before anything is deleted.
+      - Ignored with O(state=present); protection is declared there (C(delete_protection)).
+    type: bool
+    default: false
   prune:
     description:
       - Delete resources of this stack that are no longer declared. Without it they are only reported (RV(undeclared)
@@ -98,6 +113,14 @@ options:
   location:
     description: Default location of servers, volumes and load balancers, for example V(nbg1).
     type: str
+  budget:
+    description:
+      - The most the stack may cost per month, in the currency of the API's prices (C(currency) of C(GET /pricing),
+        EUR for most accounts), VAT included (the gross amount, what the invoice shows; equal to net for a VAT-free
+        account). Must be more than 0.
+      - A plan whose monthly cost after the run exceeds it fails before anything is written (also in check mode),
+        with the cost breakdown in the message. Without it, the cost is only reported.
+    type: float
   labels:
     description: Labels added to every resource of the stack. C(managed-by), C(stack) and C(tier) are the stack's own.
     type: dict
@@ -561,7 +584,10 @@ options:
     type: int
     default: 1800
 notes:
-  - A no-change run sends one list request per resource type (8 requests for a full stack) and no other; it takes no lock.
+  - A no-change run sends one list request per resource type (8 requests for a full stack) and C(GET /pricing), no
+    other; it takes no lock.
+  - Volumes and floating IPs have monthly prices only in C(/pricing); the hourly total leaves them out. Hetzner bills
+    hourly up to the monthly price, so the monthly amounts are the most a month can cost.
   - Cloud Firewalls only filter public interfaces. Isolate tiers on the private network with a host firewall.
 seealso:
   - plugin: autoscale.hetzner.hcloud
@@ -614,6 +640,10 @@ EXAMPLES = r"""
     declaration: "{{ hetzner_stack }}"
     prune: true
     prune_max: 3
+
+- name: Refuse any plan that would cost more than 80 EUR a month (VAT included), before anything is created
+  autoscale.hetzner.stack:
+    declaration: "{{ hetzner_stack | combine({'budget': 80}) }}"
 
 - name: Show the plan only
   autoscale.hetzner.stack:
@@ -692,6 +722,55 @@ resources:
   returned: success
   type: dict
   sample: {"servers": [{"name": "autoscale-prod-web-1", "id": 42, "ipv4_address": "203.0.113.10"}]}
+cost:
+  description:
+    - What the stack costs from the API's prices (C(GET /pricing)), null when a price is missing (a warning says which).
+      Amounts are decimal strings with every digit of the API's prices (net and gross).
+    - RV(cost.monthly) and RV(cost.hourly) are the cost after the run (the declared resources, plus undeclared ones
+      that are kept), RV(cost.current) the cost now, RV(cost.change) the difference.
+  returned: always
+  type: dict
+  contains:
+    currency:
+      description: Currency of the prices.
+      type: str
+      sample: EUR
+    vat_rate:
+      description: VAT rate of the account, in percent.
+      type: str
+      sample: "19.00"
+    monthly:
+      description: Monthly cost after the run, C(net) and C(gross).
+      type: dict
+      sample: {"net": "62.4600", "gross": "74.3274"}
+    hourly:
+      description: Hourly cost after the run of what has an hourly price (not volumes and floating IPs).
+      type: dict
+      sample: {"net": "0.0998", "gross": "0.1188"}
+    current:
+      description: C(monthly) and C(hourly) cost of the stack as it is now.
+      type: dict
+    change:
+      description: C(monthly) and C(hourly) difference the plan makes (negative when it saves).
+      type: dict
+      sample: {"monthly": {"net": "12.40", "gross": "14.756"}, "hourly": {"net": "0.02", "gross": "0.0238"}}
+    breakdown:
+      description:
+        - One line per resource type (V(server), V(backup), V(primary_ipv4), V(primary_ipv6), V(volume),
+          V(load_balancer), V(floating_ip)) and what (type and location), with C(count) (servers, GB, ...),
+          C(monthly), C(hourly) (null for volumes and floating IPs) and C(change) (C(count) and C(monthly), null
+          when the line does not change).
+      type: list
+      elements: dict
+      sample: [{"type": "server", "what": "cx23 in nbg1", "count": 2, "monthly": {"net": "7.98", "gross": "9.4962"},
+                "hourly": {"net": "0.0128", "gross": "0.015232"}, "change": {"count": 1, "monthly": {"net": "3.99",
+                "gross": "4.7481"}}}]
+    budget:
+      description: O(budget) as a decimal string, null without one.
+      type: str
+    over_budget:
+      description: Whether the monthly cost (gross) after the run exceeds O(budget).
+      type: bool
 api_requests:
   description: HTTP requests this task sent to the API (hcloud-python's own retries of 429/409/502/504 not included).
   returned: always
@@ -703,12 +782,16 @@ failure:
   type: dict
 """
 
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
 from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerError, make_transport
 from ansible_collections.autoscale.hetzner.plugins.module_utils.hetzner_module import (
     HetznerModule,
     common_argument_spec,
 )
 from ansible_collections.autoscale.hetzner.plugins.module_utils import specs
+from ansible_collections.autoscale.hetzner.plugins.module_utils.pricing import Prices, PricingError, render_cost, show
 from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
     KINDS,
     REPAIR_PASSES,
@@ -719,9 +802,11 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.stack import (
     check_declaration,
     expand,
     make_api,
+    plan_cost,
     plan_entries,
     plan_stack,
     read_catalogue,
+    read_pricing,
     read_state,
     render_plan,
     represent_all,
@@ -739,6 +824,7 @@ def argument_spec():
         prune=dict(type="bool", default=False),
         prune_max=dict(type="int", default=5),
         prune_tiers=dict(type="list", elements="str", default=[]),
+        unprotect=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=600),
         parallelism=dict(type="int", default=10),
         timeout=dict(type="int", default=1800),
@@ -779,6 +865,7 @@ class StackRun:
         if problems:
             self.fail_invalid(problems)
         self.name = self.declaration["name"]
+        self.pricing = None
         self.api = make_api(make_transport(params["api_token"], params["api_endpoint"]), parallel=self.parallel)
 
     def fail(self, msg, **extra):
@@ -792,9 +879,14 @@ class StackRun:
 
     # -- reading and planning -----------------------------------------------------------------
     def read_and_plan(self, expansion, prune, teardown, known=None):
-        """Read the state (the kinds ``known`` does not hold already) and plan."""
-        ctx = read_state(self.api, [kind for kind in KINDS if known is None or kind not in known.objects],
-                         self.parallel)
+        """Read the state (the kinds ``known`` does not hold already) and plan. The first time, the prices
+        (GET /pricing) are read alongside the lists."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            prices = pool.submit(read_pricing, self.api) if self.pricing is None else None
+            ctx = read_state(self.api, [kind for kind in KINDS if known is None or kind not in known.objects],
+                             self.parallel)
+            if prices is not None:
+                self.pricing = prices.result()
         for kind, objects in (known.objects if known is not None else {}).items():
             if kind not in ctx.objects:
                 ctx.set_all(kind, objects)
@@ -803,7 +895,8 @@ class StackRun:
             read_catalogue(self.api, ctx, missing, self.parallel)
         params = self.module.params
         stack_plan = plan_stack(self.name, expansion.desired, ctx, prune=prune, expansion=expansion,
-                                prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown)
+                                prune_max=params["prune_max"], prune_tiers=params["prune_tiers"], teardown=teardown,
+                                unprotect=teardown and params["unprotect"])
         return ctx, stack_plan
 
     def cloud_problems(self, expansion, known):
@@ -815,22 +908,52 @@ class StackRun:
             return []
         return [e for e in stack_plan.errors if e not in known]
 
-    def outcome(self, stack_plan):
+    def cost(self, stack_plan, ctx):
+        """(cost, problem): the cost of the stack now and after the plan from the API's prices, or why not."""
+        try:
+            return plan_cost(stack_plan, ctx, Prices(self.pricing), self.declaration.get("budget")), None
+        except PricingError as exc:
+            return None, str(exc)
+
+    def outcome(self, stack_plan, ctx):
         entries = plan_entries(stack_plan)
+        cost, problem = self.cost(stack_plan, ctx)
         text = render_plan(self.name, entries, stack_plan.undeclared)
+        text += (render_cost(cost) if cost else "Cost: unknown, %s" % problem) + "\n"
         result = dict(changed=stack_plan.changed, plan=entries, summary=dict(summary_counts(entries), text=text),
                       undeclared=[dict(type=kind, name=name) for kind, name in stack_plan.undeclared],
-                      failures=[], repaired=[])
+                      failures=[], repaired=[], cost=cost)
+        if problem:
+            self.module.warn("stack %s: the cost is unknown: %s" % (self.name, problem))
         if self.module._diff:
             result["diff"] = dict(prepared=text)
         return result
 
     def check(self, stack_plan, result):
-        """Fail (changed=false, nothing written) when the plan has errors."""
+        """Fail (changed=false, nothing written) when the plan has errors or goes over the budget."""
         if stack_plan.errors:
             self.fail("stack %s: the declaration cannot be applied, nothing was changed:\n- %s" % (
                 self.name, "\n- ".join(stack_plan.errors)), errors=stack_plan.errors,
                 **dict(result, changed=False))
+        budget = self.declaration.get("budget")
+        if budget is None:
+            return
+        cost = result.get("cost")
+        if cost is None:
+            self.fail("stack %s: budget: the cost cannot be checked against the budget, nothing was changed; leave "
+                      "budget out or fix what the prices lack:\n%s" % (self.name, result["summary"]["text"]),
+                      **dict(result, changed=False))
+        currency = cost["currency"]
+        if cost["over_budget"]:
+            if Decimal(cost["change"]["monthly"]["gross"]) < 0:
+                self.module.warn("stack %s: budget: %s/month is still over the budget of %s/month after this "
+                                 "plan, which lowers the cost" % (self.name, show(cost["monthly"]["gross"], currency),
+                                                                  show(cost["budget"], currency)))
+                return
+            self.fail("stack %s: budget: the stack would cost %s/month (VAT included), more than the budget of "
+                      "%s/month; nothing was changed. Raise budget or declare less:\n%s" % (
+                          self.name, show(cost["monthly"]["gross"], currency), show(cost["budget"], currency),
+                          result["summary"]["text"]), **dict(result, changed=False))
 
     def finish(self, result, ctx):
         result["resources"] = represent_all(ctx, self.name)
@@ -863,7 +986,7 @@ class StackRun:
         for kind, name in stack_plan.undeclared:
             self.module.warn("%s %s belongs to stack %s but is no longer declared; it is kept (prune: true deletes "
                              "it)" % (kind, name, self.name))
-        result = self.outcome(stack_plan)
+        result = self.outcome(stack_plan, ctx)
         self.check(stack_plan, result)
         other = lock.held_by_other(ctx)
         if other is not None and self.module.check_mode:
@@ -895,7 +1018,7 @@ class StackRun:
         if lock.contended or other is not None:
             # another run changed the stack meanwhile: plan again on what is there now
             ctx, stack_plan = self.read_and_plan(expansion, prune, teardown)
-            result.update(self.outcome(stack_plan))
+            result.update(self.outcome(stack_plan, ctx))
             self.check(stack_plan, result)
             if not stack_plan.changed:
                 self.finish(result, ctx)

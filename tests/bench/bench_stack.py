@@ -144,12 +144,9 @@ def main():
     parser.add_argument("--action-time", type=float, default=0.5)
     args = parser.parse_args()
 
-    stack = yaml.safe_load((ROOT / "inventories" / "production" / "group_vars" / "all.yml").read_text())["hetzner_stack"]
-    stack = json.loads(json.dumps(stack).replace("{{ admin_public_key }}", PUBLIC_KEY))
-    for firewall in stack["firewalls"]:
-        for rule in firewall["rules"]:
-            if rule["source_ips"] == "{{ admin_sources }}":
-                rule["source_ips"] = ADMIN_SOURCES
+    sys.path.insert(0, str(ROOT / "tests"))
+    from scenarios import scenario  # pylint: disable=import-outside-toplevel
+    stack = scenario("production", admin_public_key=PUBLIC_KEY, admin_sources=ADMIN_SOURCES)
 
     work = Path(tempfile.mkdtemp(prefix="bench-stack-work-"))
     collections = work / "collections"

@@ -23,11 +23,20 @@ import time
 from pathlib import Path
 
 import pytest
+from localcloud.testing import LONG_MARKER, long_tests_first
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOCALCLOUD = VENV_BIN / "localcloud"
 TARGETS = Path(__file__).resolve().parent / "targets"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", LONG_MARKER)
+
+
+def pytest_collection_modifyitems(items):
+    long_tests_first(items)
 
 
 def free_port() -> int:

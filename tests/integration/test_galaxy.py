@@ -34,9 +34,7 @@ TOOLCHAINS = {"ansible-core 2.19": Path(sys.executable).parent, "ansible-core 2.
 
 # Declared for roles on branches that are not merged yet; delete an entry when its role lands (the
 # "declared but unused" check then covers it). Each names who uses it.
-DECLARED_FOR_PENDING_ROLES = {
-    "community.crypto": "roles/web (issue 14): x509_certificate_info, openssl_privatekey_info filters",
-}
+DECLARED_FOR_PENDING_ROLES: dict[str, str] = {}
 
 # What must never be in the artefact: the local cloud, tests, development helpers and docs.
 DEV_ONLY = re.compile(r"^(localcloud|tests|scripts|\.ci|\.config|build|roles/[^/]+/molecule)(/|$)"
@@ -45,7 +43,8 @@ DEV_ONLY = re.compile(r"^(localcloud|tests|scripts|\.ci|\.config|build|roles/[^/
                       r"|^docs/(development|localcloud|machines|benchmarks|architecture)\.md$")
 USER_FILES = ["MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
               "meta/execution-environment.yml", "requirements.txt", "plugins/inventory/hcloud.py",
-              "plugins/modules/stack.py", "playbooks/provision.yml", "bindep.txt", "docs/migrating.md", "docs/provisioning.md"]
+              "plugins/modules/stack.py", "plugins/module_utils/pricing.py", "playbooks/provision.yml",
+              "playbooks/destroy.yml", "bindep.txt", "docs/migrating.md", "docs/provisioning.md", "docs/runbook.md"]
 
 FQCN = re.compile(r"(?<![\w.])(?:group/)?([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?![\w])")
 PY_IMPORT = re.compile(r"ansible_collections\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")

@@ -502,6 +502,7 @@ def playbook_of(tasks):
                             "tasks": tasks}], sort_keys=False, width=1000)
 
 
+@pytest.mark.long
 def test_every_invalid_declaration_is_refused_with_path_and_fix_and_changes_nothing(localcloud, run_playbook,
                                                                                    project):
     tasks = []

@@ -54,13 +54,14 @@ def test_inventory_of_the_production_stack(localcloud, run_playbook, ansible_env
     def members(group):
         return sorted(listed.get(group, {}).get("hosts", []))
 
-    assert members("web") == ["autoscale-prod-web-1", "autoscale-prod-web-2"]
+    assert members("web") == ["autoscale-prod-web-1", "autoscale-prod-web-2", "autoscale-prod-web-3"]
     assert members("app") == ["autoscale-prod-app-1", "autoscale-prod-app-2"]
     assert members("db") == ["autoscale-prod-db-1", "autoscale-prod-db-2"]
     assert members("primary") == ["autoscale-prod-db-1"] and members("standby") == ["autoscale-prod-db-2"]
-    assert len(members("location_nbg1")) == 6
+    assert members("monitoring") == ["autoscale-prod-mon-1"]
+    assert len(members("location_nbg1")) == 8
     assert members("server_type_ccx33") == ["autoscale-prod-db-1", "autoscale-prod-db-2"]
-    assert len(members("network_autoscale_prod_network")) == 6
+    assert len(members("network_autoscale_prod_network")) == 8
     hostvars = listed["_meta"]["hostvars"]
     db1 = hostvars["autoscale-prod-db-1"]
     assert db1["ansible_host"] == db1["hcloud_ipv4"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 import yaml
 
@@ -72,6 +73,7 @@ def stats_task(name):
             "register": name.replace(" ", "_")}
 
 
+@pytest.mark.long
 def test_unchanged_module_runs_send_at_most_three_requests_among_500_other_resources(localcloud, run_playbook):
     token = new_project(localcloud, "module-requests")
     fill_project(localcloud, token)

@@ -15,11 +15,19 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO / "localcloud") not in sys.path:
     sys.path.insert(0, str(_REPO / "localcloud"))
 
-from localcloud.testing import RunningCloud, start_cloud  # noqa: E402
+from localcloud.testing import LONG_MARKER, RunningCloud, long_tests_first, start_cloud  # noqa: E402
 
 # The Hetzner OpenAPI spec lives beside the repository (../shared), never inside it.
 SPEC_PATH = _REPO.parent / "shared" / "specs" / "hcloud-openapi.json"
 ACTION_TIME = 0.05
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", LONG_MARKER)
+
+
+def pytest_collection_modifyitems(items):
+    long_tests_first(items)
 
 
 @dataclass

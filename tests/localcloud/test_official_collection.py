@@ -127,6 +127,7 @@ def _get(cloud, path: str) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("collection", sorted(TOOLCHAINS))
 def test_official_collection_create_idempotent_info_inventory_delete(tmp_path, collection):
     bin_dir = toolchain(collection)
@@ -246,6 +247,7 @@ def _certificate_files(directory: Path) -> tuple[Path, Path]:
 LIFECYCLE_LISTS = ("servers", "primary_ips", "floating_ips", "certificates", "zones", "load_balancers")
 
 
+@pytest.mark.long
 def test_hcloud6_modules_create_rerun_update_delete(tmp_path):
     """server, primary_ip, floating_ip, image_info, server_type_info, load_balancer_service,
     certificate, certificate_info, zone and zone_rrset of hetzner.hcloud 6.x: create, rerun

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import sysconfig
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,77 +50,20 @@ BIN = Path(sys.executable).parent
 COLLECTIONS = Path(sysconfig.get_paths()["purelib"])
 if str(ROOT / "localcloud") not in sys.path:
     sys.path.insert(0, str(ROOT / "localcloud"))
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+
+# The parts the end-to-end tests use too.
+from harness import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+    SSH_OPTS, PlaybookRun, http_get, machines_skip_reason, ssh, tcp_from, tcp_from_controller)
 
 # The controller as the machines see it: the host side of the public bridge of the local cloud's
 # slot (198.18.0.1 in slot 0, lc-pub); Lab.controller_ip is the one of the running lab.
 CONTROLLER_IP = "198.18.0.1"
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
-RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
-                   r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)")
-TASK = re.compile(r"^TASK \[(?P<name>.*)\] \*+$")
-CHANGED = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
 
 
 def skip_reason() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "role tests need Linux machines (systemd-nspawn)"
-    if os.geteuid() != 0:
-        return "role tests need root (the local cloud's machines)"
-    if os.environ.get("LOCALCLOUD_SKIP_MACHINES"):
-        return "LOCALCLOUD_SKIP_MACHINES is set"
-    if not (BIN / "ansible-playbook").exists():
-        return "ansible-playbook is not in the venv"
-    return None
-
-
-@dataclass
-class PlaybookRun:
-    """One ansible-playbook run: exit code, output, per-host recap counts, the tasks that changed."""
-    args: list[str]
-    rc: int
-    output: str
-    seconds: float
-    recap: dict[str, dict[str, int]] = field(default_factory=dict)
-    changed_tasks: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, args, rc, output, seconds):
-        run = cls(args, rc, output, seconds)
-        task = None
-        in_recap = False
-        for line in output.splitlines():
-            if line.startswith("PLAY RECAP"):
-                in_recap = True
-                continue
-            if in_recap:
-                m = RECAP.match(line)
-                if m:
-                    host = m.group("host")
-                    run.recap[host] = {k: int(v) for k, v in m.groupdict().items() if k != "host"}
-                continue
-            m = TASK.match(line)
-            if m:
-                task = m.group("name")
-                continue
-            m = CHANGED.match(line)
-            if m and task:
-                run.changed_tasks.setdefault(m.group("host"), []).append(task)
-        return run
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
-
-    def assert_ok(self):
-        assert self.rc == 0 and not any(c["failed"] or c["unreachable"] for c in self.recap.values()), (
-            f"ansible-playbook {' '.join(self.args)} -> rc {self.rc}\n{self.tail()}")
-        return self
-
-    def assert_unchanged(self):
-        self.assert_ok()
-        changed = {h: c["changed"] for h, c in self.recap.items() if c["changed"]}
-        assert not changed, f"changed on a second run: {changed}; tasks: {self.changed_tasks}"
-        return self
+    return machines_skip_reason("role tests")
 
 
 @dataclass
@@ -338,39 +280,14 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/d
         return self.hosts[name].ip
 
     def ssh(self, name: str, command: str, check: bool = True, timeout: float = 60, user: str = "root"):
-        """Run a command on a lab host over SSH (a fresh connection; no multiplexing).
-
-        sshd refuses new connections for a while after a burst of unauthenticated ones ("Not allowed
-        at this time": MaxStartups, OpenSSH 10's penalties), as ssh-audit's rate test makes: retried.
-        """
-        deadline = time.monotonic() + 60
-        while True:
-            proc = subprocess.run(["ssh", *SSH_OPTS, "-i", str(self.key), f"{user}@{self.ip(name)}", command],
-                                  capture_output=True, text=True, timeout=timeout)
-            if proc.returncode != 255 or "kex_exchange_identification" not in proc.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"ssh {name} {command!r} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
+        """Run a command on a lab host over SSH (a fresh connection; no multiplexing); see harness.ssh."""
+        return ssh(self.ip(name), self.key, command, check=check, timeout=timeout, user=user)
 
     def tcp(self, source: str | None, ip: str, port: int, timeout: float = 3) -> str:
         """open, refused or filtered (no answer): a TCP connect from a lab host, or from the controller (None)."""
         if source is None:
-            import socket
-            try:
-                with socket.create_connection((ip, port), timeout=timeout):
-                    return "open"
-            except ConnectionRefusedError:
-                return "refused"
-            except OSError:
-                return "filtered"
-        proc = self.ssh(source, f"timeout {timeout} bash -c 'exec 3<>/dev/tcp/{ip}/{port}' 2>&1; echo rc=$?", check=False)
-        if "rc=0" in proc.stdout:
-            return "open"
-        if "refused" in proc.stdout:
-            return "refused"
-        return "filtered"
+            return tcp_from_controller(ip, port, timeout)
+        return tcp_from(self.ip(source), self.key, ip, port, timeout)
 
     def assert_tcp_matrix(self, title: str, matrix):
         """Each (from, to, address, port, expected) of matrix: a TCP connect (self.tcp) from a lab host

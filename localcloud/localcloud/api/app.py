@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
 from ..faults import Faults
+from ..config import check_pricing
 from ..listing import paginate, parse_bool, sort_items
 from ..model.base import OMIT, Cloud, Outcome
 from ..ratelimit import RateLimiter
@@ -171,7 +172,8 @@ def create_app(cloud: Cloud, faults: Faults | None = None) -> FastAPI:
         endpoint("GET", f"/v1/{plural}", list_catalogue)
         endpoint("GET", f"/v1/{plural}/{{id}}", get_catalogue)
 
-    endpoint("GET", "/v1/pricing", lambda project, request, body: {"pricing": cloud.catalog.pricing()})
+    endpoint("GET", "/v1/pricing",
+             lambda project, request, body: {"pricing": cloud.settings.pricing or cloud.catalog.pricing()})
 
     def list_isos(project, request, body):
         return _list_isos(cloud, request.query_params)
@@ -388,6 +390,25 @@ def _admin_routes(app, cloud, faults, stats):
     @app.put("/_localcloud/config")
     async def put_config(request: Request):
         return await guarded(request, lambda body: (cloud.settings.update(body), cloud.settings.as_dict())[1])
+
+    @app.get("/_localcloud/pricing")
+    async def get_pricing(request: Request):
+        return await guarded(request, lambda body: {"pricing": cloud.settings.pricing or cloud.catalog.pricing(),
+                                                    "overridden": cloud.settings.pricing is not None})
+
+    @app.put("/_localcloud/pricing")
+    async def put_pricing(request: Request):
+        def replace(body):
+            cloud.settings.pricing = check_pricing(body)
+            return {"pricing": cloud.settings.pricing, "overridden": True}
+        return await guarded(request, replace)
+
+    @app.delete("/_localcloud/pricing")
+    async def reset_pricing(request: Request):
+        def reset(body):
+            cloud.settings.pricing = None
+            return {"pricing": cloud.catalog.pricing(), "overridden": False}
+        return await guarded(request, reset)
 
     @app.post("/_localcloud/projects")
     async def new_project(request: Request):

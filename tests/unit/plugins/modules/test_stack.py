@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 
 import pytest
-import yaml
 
 from ansible_collections.autoscale.hetzner.plugins.module_utils.api import HetznerError
 from ansible_collections.autoscale.hetzner.plugins.module_utils.reconcile import (
@@ -57,13 +57,10 @@ CATALOGUE = {
 
 def production_params():
     """inventories/production as the module receives it (templates resolved)."""
-    with open(os.path.join(ROOT, "inventories", "production", "group_vars", "all.yml")) as handle:
-        stack = yaml.safe_load(handle)["hetzner_stack"]
-    stack["ssh_keys"][0]["public_key"] = KEY
-    for firewall in stack["firewalls"]:
-        for rule in firewall["rules"]:
-            if isinstance(rule["source_ips"], str):
-                rule["source_ips"] = ["198.51.100.0/24"]
+    if os.path.join(ROOT, "tests") not in sys.path:
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from scenarios import scenario  # pylint: disable=import-outside-toplevel
+    stack = scenario("production", admin_public_key=KEY)
     params = {"name": stack["name"], "location": stack["location"], "labels": stack["labels"]}
     for key in ("ssh_keys", "networks", "firewalls", "placement_groups", "tiers", "volumes", "load_balancers",
                 "floating_ips"):
@@ -98,7 +95,7 @@ def created_state(stack_name):
             "image": CATALOGUE["image"][0], "labels": labels(spec), "backup_window": None,
             "public_net": {"ipv4": {"ip": "203.0.113.%d" % i}, "ipv6": {"ip": "2001:db8::/64"}, "firewalls": []},
             "private_net": [{"network": 10, "ip": spec["networks"][0]["ip"], "alias_ips": []}],
-            "placement_group": {"id": 300, "name": spec["placement_group"]},
+            "placement_group": {"id": 300, "name": spec["placement_group"]} if spec.get("placement_group") else None,
             "protection": {"delete": bool(spec.get("delete_protection")), "rebuild": bool(spec.get("delete_protection"))}})
     return params, ctx
 
@@ -106,13 +103,13 @@ def created_state(stack_name):
 def test_expand_labels_every_resource_and_targets_the_web_tier_by_selector():
     desired = expand_topology(production_params())
     assert [s["name"] for s in desired["server"]] == [
-        "autoscale-prod-web-1", "autoscale-prod-web-2", "autoscale-prod-app-1", "autoscale-prod-app-2",
-        "autoscale-prod-db-1", "autoscale-prod-db-2"]
+        "autoscale-prod-web-1", "autoscale-prod-web-2", "autoscale-prod-web-3", "autoscale-prod-app-1",
+        "autoscale-prod-app-2", "autoscale-prod-db-1", "autoscale-prod-db-2", "autoscale-prod-mon-1"]
     for kind, specs in desired.items():
         for spec in specs:
             assert spec["labels"]["managed-by"] == "autoscale.hetzner.stack", kind
             assert spec["labels"]["stack"] == "autoscale-prod", kind
-    db1 = desired["server"][4]
+    db1 = next(s for s in desired["server"] if s["name"] == "autoscale-prod-db-1")
     assert db1["labels"]["tier"] == "db" and db1["labels"]["role"] == "primary"
     assert db1["networks"] == [{"network": "autoscale-prod-network", "ip": "10.0.3.10"}]
     assert db1["delete_protection"] is True and db1["rebuild_protection"] is True
@@ -128,9 +125,9 @@ def test_empty_project_plans_every_creation_in_dependency_order():
     assert {e["action"] for e in entries} == {"create"}
     kinds = [e["type"] for e in entries]
     assert kinds.index("server") > kinds.index("network") and kinds.index("volume") > kinds.index("server")
-    assert len(entries) == 16
+    assert len(entries) == 18
     text = render_plan("autoscale-prod", entries)
-    assert text.startswith("Stack autoscale-prod: 16 to create, 0 to update, 0 to delete")
+    assert text.startswith("Stack autoscale-prod: 18 to create, 0 to update, 0 to delete")
     assert "+ load_balancer autoscale-prod-web-lb" in text
 
 

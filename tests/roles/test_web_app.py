@@ -1,0 +1,63 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""web and app on the lab, proven from outside: a request to a web server's public IP reaches the
+app server over the private network; the app's port answers the web tier only (its own opening
+through the host firewall's contract); a second run and a check run change nothing; check mode on
+fresh hosts completes and changes nothing.
+
+The app runs without a database here (app_database: false: the demo app keeps its visits in
+memory); PostgreSQL behind it is the postgresql role's business.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab import fresh, hardened, http_get, lab, skip_reason  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "web_app.yml"
+WEB, APP, DB = "rolelab-web-1", "rolelab-app-1", "rolelab-db-1"
+# Not the host firewall's tier port 8080: the app role opens its own port to the web tier, and
+# test_host_firewall's stand-in service may still listen on 8080.
+APP_PORT = 8081
+VARS = {"app_database": False, "app_port": APP_PORT}
+
+
+@pytest.fixture(scope="module")
+def converged(lab, hardened):
+    return lab.once("web-app", lambda: lab.playbook(PLAYBOOK, limit=f"{WEB},{APP}", extra_vars=VARS).assert_ok())
+
+
+def test_a_request_to_a_web_server_reaches_the_app_over_the_private_network(lab, converged):
+    status, headers, body = http_get(f"http://{lab.ip(WEB)}/api/visit")
+    assert status == 200, (status, body[:300])
+    visit = json.loads(body)
+    assert (visit["web"], visit["app"], visit["database"]) == (WEB, APP, None), visit
+    assert headers.get("X-Frame-Options") == "DENY" and "nosniff" in headers.get("X-Content-Type-Options", ""), headers
+    status, _, _ = http_get(f"http://{lab.ip(WEB)}/healthz")
+    assert status == 200
+    # The app answers the web tier; the db tier and the outside are refused on the same listener.
+    app_ip = lab.hosts[APP].private_ip
+    assert lab.tcp(WEB, app_ip, APP_PORT) == "open"
+    assert lab.tcp(DB, app_ip, APP_PORT) == "refused"
+    assert lab.tcp(None, lab.ip(APP), APP_PORT) != "open"
+
+
+def test_a_second_run_and_a_check_run_change_nothing(lab, converged):
+    lab.playbook(PLAYBOOK, limit=f"{WEB},{APP}", extra_vars=VARS).assert_unchanged()
+    lab.playbook(PLAYBOOK, limit=f"{WEB},{APP}", extra_vars=VARS, check=True).assert_unchanged()
+
+
+def test_check_mode_on_fresh_hosts_completes_and_changes_nothing(lab, fresh, converged):
+    web, app = fresh[0].name, fresh[1].name
+    run = lab.playbook(PLAYBOOK, limit=f"{web},{app}", check=True,
+                       extra_vars={**VARS, "lab_web_hosts": web, "lab_app_hosts": app})
+    run.assert_ok()
+    for name in (web, app):
+        assert run.recap[name]["changed"] > 0, f"{name}: a check run on a fresh host reports no change"
+    assert lab.ssh(web, "command -v nginx || echo none").stdout.strip() == "none"
+    assert lab.ssh(app, "test -e /etc/systemd/system/autoscale-demo.service || echo none").stdout.strip() == "none"
+
