@@ -222,17 +222,25 @@ def topology(servers=(), volumes=(), load_balancers=(), floating_ips=(), locatio
     def first(item, *keys):
         return next((item[k] for k in keys if item.get(k) is not None), None)
 
+    def has_primary(server, family):
+        # an address key that is present says it all (an inventory host without a public IPv4 has
+        # hcloud_ipv4: None); enable_* is the declaration's switch, on unless set to false
+        for key in (family, "hcloud_" + family):
+            if key in server:
+                return bool(server[key])
+        return server.get("enable_" + family) is not False
+
     result = []
     for server in servers or []:
-        ipv4 = first(server, "enable_ipv4", "ipv4", "hcloud_ipv4")
-        ipv6 = first(server, "enable_ipv6", "ipv6", "hcloud_ipv6")
+        ipv4 = has_primary(server, "ipv4")
+        ipv6 = has_primary(server, "ipv6")
         result.append(("server", {
             "name": first(server, "name", "inventory_hostname", "hcloud_name"),
             "server_type": first(server, "server_type", "hcloud_server_type"),
             "location": first(server, "location", "hcloud_location") or location,
             "backups": bool(first(server, "backups", "hcloud_backups")),
-            "enable_ipv4": True if ipv4 is None else bool(ipv4),
-            "enable_ipv6": True if ipv6 is None else bool(ipv6)}))
+            "enable_ipv4": ipv4,
+            "enable_ipv6": ipv6}))
     for volume in volumes or []:
         result.append(("volume", {"name": volume.get("name"), "size": volume.get("size"), "server": volume.get("server"),
                                   "location": volume.get("location") or (None if volume.get("server") else location)}))

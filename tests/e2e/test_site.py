@@ -23,6 +23,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shlex
 import socket
 import ssl
@@ -104,10 +105,11 @@ class Poller(threading.Thread):
         super().__init__(daemon=True)
         self.url = url
         self.results: list[tuple[float, int, str]] = []
-        self._stop = threading.Event()
+        # not self._stop: threading.Thread has a _stop() method of its own (join() calls it)
+        self._halt = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             t = time.monotonic()
             try:
                 status, _, body = http_get(self.url + "api/visit", timeout=10)
@@ -115,10 +117,10 @@ class Poller(threading.Thread):
             except Exception as exc:  # pylint: disable=broad-except  (every failure counts)
                 status, detail = 0, repr(exc)
             self.results.append((t, status, detail))
-            self._stop.wait(0.05)
+            self._halt.wait(0.05)
 
     def stop(self) -> list[tuple[float, int, str]]:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
         return [r for r in self.results if r[1] != 200]
 
@@ -177,6 +179,13 @@ def test_the_minimal_stack_serves_the_demo_page_through_every_tier_to_the_databa
     servers = demo.servers()
     webs = sorted(n for n in servers if "-web-" in n)
     assert webs == [f"{STACK}-web-{i}" for i in (1, 2, 3)] and DB in servers
+    # The summary's cost comes from the API's /pricing through module_utils/pricing.py (as the plan's):
+    # a line per server type and location: the three cx23 web servers (wherever they were placed),
+    # the ccx23 db server and the load balancer.
+    cost = re.search(r"Monthly cost \(the API's prices\): (\d+\.\d\d) (\w+).*", minimal.output)
+    assert cost and float(cost.group(1)) > 0, minimal.output[-3000:]
+    assert sum(int(n) for n in re.findall(r" (\d+) cx23 in \w+ \d+\.\d\d", cost.group(0))) == 3, cost.group(0)
+    assert re.search(r" 1 ccx23 in \w+ \d+\.\d\d", cost.group(0)) and " lb11 in " in cost.group(0), cost.group(0)
     # Through the load balancer: the page says where the row went, and the row is in PostgreSQL.
     lb = demo.load_balancer_ip()
     status, headers, page = http_get(f"http://{lb}/")

@@ -185,6 +185,9 @@ interpreter_python = /usr/bin/python3
 
 [ssh_connection]
 pipelining = True
+# sshd's MaxStartups (10:30:60) drops new connections for up to LoginGraceTime after a burst such as
+# ssh-audit's scan of every host; ssh then exits 255 ("Connection reset by peer") and Ansible retries
+retries = 5
 ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR
 """)
 
