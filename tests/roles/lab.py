@@ -342,6 +342,22 @@ def hardened(lab):
     return lab.once("harden", converge)
 
 
+# The web and app roles on one web and one app host (tests/roles/playbooks/web_app.yml): the app without
+# a database (the demo app keeps its visits in memory), on its own port, not the host firewall's tier
+# port 8080 (test_host_firewall's stand-in service may still listen there).
+WEB_APP_PLAYBOOK = HERE / "playbooks" / "web_app.yml"
+WEB_APP_HOSTS = ("rolelab-web-1", "rolelab-app-1")
+WEB_APP_VARS = {"app_database": False, "app_port": 8081}
+
+
+@pytest.fixture(scope="session")
+def web_app(lab, hardened):
+    """The first run of the web and app roles on WEB_APP_HOSTS, shared by test_web_app.py and the
+    monitoring tests (the load balancer's URL, which the blackbox exporter probes, answers through it)."""
+    return lab.once("web-app", lambda: lab.playbook(WEB_APP_PLAYBOOK, limit=",".join(WEB_APP_HOSTS),
+                                                      extra_vars=WEB_APP_VARS).assert_ok())
+
+
 @pytest.fixture(scope="session")
 def fresh(lab):
     """Two brand-new servers (Debian 12 and 13) no role ever converges: check-mode runs, negative

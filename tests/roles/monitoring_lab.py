@@ -6,7 +6,8 @@
   gateway (lab.controller_ip, the host side of the slot's public bridge, which every lab machine
   reaches), recording what Alertmanager posts;
 - `monitored(lab)`: playbooks/monitoring.yml on the lab's hosts (after the security baseline and the
-  postgresql role's primary + standby on db-1/db-2, shared with test_postgresql.py) with short
+  postgresql role's primary + standby on db-1/db-2, shared with test_postgresql.py, and the web and
+  app roles on web-1 and app-1, shared with test_web_app.py: the load balancer answers through them) with short
   intervals and the webhook as the only receiver; the second run follows at once;
 - `Prometheus`: its HTTP API, asked on the monitoring host (it listens on the private IP only).
 """
@@ -20,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lab import ROOT, hardened  # noqa: F401  (fixture)
+from lab import ROOT, hardened, web_app  # noqa: F401  (fixtures)
 from postgresql_lab import PRIMARY, STANDBY, postgres  # noqa: F401  (fixture)
 
 MON = "rolelab-mon-1"
@@ -99,9 +100,10 @@ def load_balancer_url(lab) -> str:
     return f"http://{lb.public_net.ipv4.ip}/"
 
 
-def serve_http_on_the_web_tier(lab, hosts=("rolelab-web-1", "rolelab-web-2")):
-    """A stand-in for the web role (issue 14): an HTTP server on port 80 of every web host, which the
-    load balancer's health check and the blackbox probe reach."""
+def serve_http_on_the_web_tier(lab, hosts):
+    """A plain HTTP server on port 80 of the bench lab's web hosts, which the load balancer's health
+    check and the blackbox probe reach (the bench measures Prometheus, not the web tier). The role lab
+    runs the web role instead (lab.web_app): nginx needs port 80 there."""
     for host in hosts:
         lab.ssh(host, "systemctl is-active -q lab-web || { mkdir -p /srv/lab-web && echo ok > /srv/lab-web/index.html && "
                       "systemd-run --unit=lab-web -p Restart=always python3 -m http.server 80 --directory /srv/lab-web; }")
@@ -130,10 +132,9 @@ class Monitoring:
 
 
 @pytest.fixture(scope="session")
-def monitored(lab, hardened, postgres):
+def monitored(lab, hardened, postgres, web_app):
     def converge():
         webhook = lab.once("monitoring-webhook", lambda: Webhook(lab.controller_ip))
-        serve_http_on_the_web_tier(lab)
         variables = monitoring_vars(webhook.url, [load_balancer_url(lab)])
         monitoring = Monitoring(lab, webhook, variables, None, None)
         monitoring.first = monitoring.playbook().assert_ok()
