@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
+from lab import fresh, hardened, lab, skip_reason, web_app  # noqa: F401  (fixtures; monitored needs web_app)
 from lab import ROOT
 from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
 from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, LAG_FOR, LAG_SECONDS, REPLICATION_FOR, SCRAPE
