@@ -110,8 +110,31 @@ ansible14_venv() {
     echo "$hash14" >"$stamp14"
 }
 
+# --- promtool and amtool (Debian's prometheus and prometheus-alertmanager, unpacked) -------
+# The monitoring tests check the alert rules with `promtool test rules` and the Alertmanager
+# configuration with `amtool check-config` on the controller. The packages are unpacked into
+# the venv, not installed: the host must not run a Prometheus of its own.
+prometheus_tools() {
+    local tmp pkg
+    [ -x "$VENV/bin/promtool" ] && [ -x "$VENV/bin/amtool" ] && return 0
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download -qq prometheus prometheus-alertmanager >/dev/null 2>&1); then
+        log "updating the package lists to download promtool and amtool"
+        apt-get update -qq
+        (cd "$tmp" && apt-get download -qq prometheus prometheus-alertmanager >/dev/null)
+    fi
+    mkdir -p "$VENV/opt/prometheus"
+    for pkg in "$tmp"/*.deb; do dpkg-deb -x "$pkg" "$tmp/root"; done
+    cp "$tmp/root/usr/bin/promtool" "$tmp/root/usr/bin/amtool" "$VENV/opt/prometheus/"
+    ln -sfn ../opt/prometheus/promtool "$VENV/bin/promtool"
+    ln -sfn ../opt/prometheus/amtool "$VENV/bin/amtool"
+    rm -rf "$tmp"
+    log "promtool and amtool: $("$VENV/bin/promtool" --version 2>&1 | head -n1)"
+}
+
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$inputs_hash" ]; then
     link_collection
+    prometheus_tools
     ansible14_venv
     exit 0
 fi
@@ -139,6 +162,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 "$VENV/bin/python" -m pip check >&2
 
 link_collection
+prometheus_tools
 echo "$inputs_hash" >"$STAMP"
 ansible14_venv
 log "done in $((SECONDS - started))s"

@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case ":$PATH:" in *":$PWD/.venv/bin:"*) ;; *) export PATH="$PWD/.venv/bin:$PATH" ;; esac
+# ansible-lint puts $ANSIBLE_HOME/collections (~/.ansible) first on the collections path: a copy of
+# this collection installed there by hand (the README's `ansible-galaxy collection install`) would
+# shadow this checkout's roles. A home of its own in .cache keeps the checkout's collection first.
+export ANSIBLE_HOME="$PWD/.cache/ansible-home"
 
 list_yaml() {
     if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -18,7 +18,9 @@ own SSH key. The tests run in order on ONE stack (four site.yml runs in all, to 
    balancer before it is deleted, while a client polling the load balancer sees no failed request;
    then HTTPS answers with the certificate, verified against the local CA.
 
-Monitoring (issue 13) is not wired into site.yml yet: no Prometheus target is checked here.
+After the first run, Prometheus on the db server (the minimal scenario's monitoring server) reports
+every server's node_exporter, the db server's postgres_exporter, the web tier's nginx exporters and
+the blackbox probe of the load balancer `up`.
 """
 from __future__ import annotations
 
@@ -296,6 +298,41 @@ def test_status_lists_every_resource_its_cost_health_and_a_server_made_by_hand(d
     for name in names:
         for kind, text in diagrams.items():
             assert name in text, (name, kind)
+
+
+def prometheus_targets(demo: Demo) -> dict[tuple[str, str], dict]:
+    """(job, instance) -> target of Prometheus's active targets, asked on the db server (Prometheus
+    listens on its private IP only)."""
+    answer = demo.ssh(DB, f"curl -sf --max-time 20 http://{DB_PRIVATE_IP}:9090/api/v1/targets?state=active").stdout
+    return {(t["labels"]["job"], t["labels"]["instance"]): t for t in json.loads(answer)["data"]["activeTargets"]}
+
+
+def test_prometheus_on_the_monitoring_server_scrapes_every_server(demo, minimal):
+    servers = demo.servers()
+    webs = sorted(n for n in servers if "-web-" in n)
+    lb_url = f"http://{demo.load_balancer_ip()}/"
+    expected = ({("node", name) for name in servers} | {("nginx", web) for web in webs} | {("postgres", DB)}
+                | {("prometheus", DB), ("alertmanager", DB), ("blackbox", lb_url)})
+    # The exporters started during the run; Prometheus scrapes every 30 s (the roles' default).
+    deadline = time.monotonic() + 120
+    while True:
+        targets = prometheus_targets(demo)
+        down = {key: (t["health"], t.get("lastError")) for key, t in targets.items() if t["health"] != "up"}
+        if expected <= set(targets) and not down:
+            break
+        assert time.monotonic() < deadline, f"missing: {sorted(expected - set(targets))}; not up: {down}"
+        time.sleep(5)
+    assert set(targets) == expected, f"unexpected targets: {sorted(set(targets) - expected)}"
+    # node_exporter answers the monitoring server only: a web server is refused, the internet too.
+    assert demo.tcp(webs[0], DB_PRIVATE_IP, 9100) == "refused"
+    assert tcp_from_controller(servers[DB], 9100) != "open"
+    assert f"Monitoring: Prometheus http://{DB_PRIVATE_IP}:9090" in minimal.output
+
+
+def test_a_second_run_changes_nothing(demo, minimal):
+    run = demo.up(*WITH_LB)
+    run.assert_unchanged()
+    assert "changed=0 on every host" in run.output
 
 
 def test_scaling_the_web_tier_from_3_to_4(demo, minimal):

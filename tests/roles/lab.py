@@ -292,6 +292,20 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/d
             return tcp_from_controller(ip, port, timeout)
         return tcp_from(self.ip(source), self.key, ip, port, timeout)
 
+    def assert_tcp_matrix(self, title: str, matrix):
+        """Each (from, to, address, port, expected) of matrix: a TCP connect (self.tcp) from a lab host
+        (None: the controller); expected is open, refused or filtered, or None for "anything but open".
+        Prints the table, then fails with every row that differs."""
+        rows, wrong = [], []
+        for source, target, address, port, expected in matrix:
+            got = self.tcp(source, address, port)
+            ok = got == expected if expected else got != "open"
+            rows.append(f"{source or 'controller':18} -> {target:14} {address:>12}:{port:<5} {got:9} {'ok' if ok else 'WRONG'}")
+            if not ok:
+                wrong.append(rows[-1])
+        print(f"\n{title}:\n" + "\n".join(rows))
+        assert not wrong, wrong
+
     def api(self):
         from hcloud import Client
         return Client(token=self.cloud.token, api_endpoint=self.cloud.endpoint)
@@ -326,6 +340,22 @@ def hardened(lab):
         lab.once("harden-second", lab.harden)
         return first
     return lab.once("harden", converge)
+
+
+# The web and app roles on one web and one app host (tests/roles/playbooks/web_app.yml): the app without
+# a database (the demo app keeps its visits in memory), on its own port, not the host firewall's tier
+# port 8080 (test_host_firewall's stand-in service may still listen there).
+WEB_APP_PLAYBOOK = HERE / "playbooks" / "web_app.yml"
+WEB_APP_HOSTS = ("rolelab-web-1", "rolelab-app-1")
+WEB_APP_VARS = {"app_database": False, "app_port": 8081}
+
+
+@pytest.fixture(scope="session")
+def web_app(lab, hardened):
+    """The first run of the web and app roles on WEB_APP_HOSTS, shared by test_web_app.py and the
+    monitoring tests (the load balancer's URL, which the blackbox exporter probes, answers through it)."""
+    return lab.once("web-app", lambda: lab.playbook(WEB_APP_PLAYBOOK, limit=",".join(WEB_APP_HOSTS),
+                                                      extra_vars=WEB_APP_VARS).assert_ok())
 
 
 @pytest.fixture(scope="session")

@@ -43,15 +43,7 @@ def test_tier_isolation_matrix(lab, hardened):
         (db, app, private[app], 8080, "refused"),
         (None, db, lab.ip(db), 5432, None),          # the public IP: the Cloud Firewall drops it
     ]
-    rows, wrong = [], []
-    for source, target, address, port, expected in matrix:
-        got = lab.tcp(source, address, port)
-        ok = got == expected if expected else got != "open"
-        rows.append(f"{source or 'controller':15} -> {target:14} {address:>12}:{port:<5} {got:9} {'ok' if ok else 'WRONG'}")
-        if not ok:
-            wrong.append(rows[-1])
-    print("\ntier isolation (private network, then the db's public IP):\n" + "\n".join(rows))
-    assert not wrong, wrong
+    lab.assert_tcp_matrix("tier isolation (private network, then the db's public IP)", matrix)
 
 
 def test_other_roles_add_openings_through_the_contract(lab, hardened):

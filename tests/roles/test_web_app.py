@@ -15,20 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from lab import fresh, hardened, http_get, lab, skip_reason  # noqa: F401  (fixtures)
+from lab import fresh, hardened, http_get, lab, skip_reason, web_app  # noqa: F401  (fixtures)
+from lab import WEB_APP_HOSTS, WEB_APP_PLAYBOOK as PLAYBOOK, WEB_APP_VARS as VARS
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
-PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "web_app.yml"
-WEB, APP, DB = "rolelab-web-1", "rolelab-app-1", "rolelab-db-1"
+(WEB, APP), DB = WEB_APP_HOSTS, "rolelab-db-1"
 # Not the host firewall's tier port 8080: the app role opens its own port to the web tier, and
 # test_host_firewall's stand-in service may still listen on 8080.
-APP_PORT = 8081
-VARS = {"app_database": False, "app_port": APP_PORT}
+APP_PORT = VARS["app_port"]
 
 
 @pytest.fixture(scope="module")
-def converged(lab, hardened):
-    return lab.once("web-app", lambda: lab.playbook(PLAYBOOK, limit=f"{WEB},{APP}", extra_vars=VARS).assert_ok())
+def converged(web_app):
+    return web_app
 
 
 def test_a_request_to_a_web_server_reaches_the_app_over_the_private_network(lab, converged):
