@@ -319,6 +319,11 @@ STACK_OPTION_CASES = [
 
 # Per-resource modules: (case id, module, options, path, fix)
 MODULE_CASES = [
+    # stack_info reads the same declaration as stack (status.yml): a malformed one is refused the same way
+    # (what the catalogue refuses, e.g. cx22, it reports in `errors`: the status of a stack still shows).
+    ("info-tier-typo", "stack_info", {"declaration": rename("tiers", "tier")(copy.deepcopy(BASE))},
+     "tier: unknown key", "did you mean tiers?"),
+    ("info-declaration-string", "stack_info", {"declaration": "tiers"}, "declaration", "must be a mapping"),
     ("fw-src-typo", "firewall", {"name": "m-fw", "rules": [{"protocol": "tcp", "port": "22", "src_ips": ["0.0.0.0/0"]}]},
      "rules[0].src_ips", "did you mean source_ips?"),
     ("fw-protocol", "firewall", {"name": "m-fw", "rules": [{"protocol": "tcpp", "port": "22", "source_ips": ["0.0.0.0/0"]}]},
