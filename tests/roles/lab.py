@@ -242,13 +242,42 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/d
         if check:
             args += ["--check"]
         t0 = time.monotonic()
-        proc = subprocess.run(args, cwd=HERE, env=self.env, capture_output=True, text=True, timeout=timeout)
+        try:
+            proc = subprocess.run(args, cwd=HERE, env=self.env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            # Say which task hung on which host, and what the hosts were doing: a bare TimeoutExpired
+            # told CI nothing more than "harden.yml took 30 minutes".
+            def text(out):
+                return out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
+            output = text(e.stdout) + text(e.stderr)
+            with (self.dir / "runs.log").open("a") as f:
+                f.write(f"\n===== {shlex.join(args)}  (killed after {timeout:.0f} s)\n{output}")
+            raise AssertionError(f"ansible-playbook {shlex.join(args[1:])} still ran after {timeout:.0f} s; "
+                                 f"its last lines:\n{output[-3000:]}\n{self.diagnose()}") from None
         seconds = time.monotonic() - t0
         output = proc.stdout + proc.stderr
         log = self.dir / "runs.log"
         with log.open("a") as f:
             f.write(f"\n===== {shlex.join(args)}  (rc {proc.returncode}, {seconds:.1f} s)\n{output}")
         return PlaybookRun.parse(args[1:], proc.returncode, output, seconds)
+
+    def diagnose(self) -> str:
+        """What every lab host started last (its 15 youngest processes) and its TCP connections that are not
+        established, plus the end of the apt proxy's error log: what a hung playbook waits on."""
+        def host(name):
+            try:
+                proc = self.ssh(name, "ps -eo pid,etimes,stat,args --sort=-etimes | grep -v ' \\[' | tail -n 15; "
+                                      "ss -tanp | grep -v -e ESTAB -e LISTEN", check=False, timeout=20)
+            except (subprocess.SubprocessError, OSError) as e:
+                return f"--- {name}\n(no answer: {e})"
+            return f"--- {name}\n{proc.stdout}{proc.stderr}"
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            parts = list(pool.map(host, sorted(self.hosts)))
+        from localcloud.backends.nspawn.slots import Slot, recorded_slot
+        err = Slot(recorded_slot(self.dir / "cloud") or 0).apt_cache / "log" / "apt-cacher.err"
+        if err.exists():
+            parts.append(f"--- {err} (last lines)\n" + "\n".join(err.read_text(errors="replace").splitlines()[-20:]))
+        return "\n".join(parts)
 
     def harden(self, limit: str = "hcloud:!fresh", **kwargs) -> PlaybookRun:
         """playbooks/harden.yml of the collection: ssh_hardening, fail2ban, host_firewall."""

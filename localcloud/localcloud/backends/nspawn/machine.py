@@ -19,7 +19,7 @@ from pathlib import Path
 from ..base import NetworkAttachment, ServerSpec
 from .host import (BackendError, children, copy_tree, log, pid_alive, pid_matches, run, safe_rmtree,
                    write_file)
-from .network import PRIVATE_MTU, HostNetwork
+from .network import PRIVATE_MTU, HostNetwork, apt_client_conf
 from . import sizes
 from .volumes import DEVICE_NAMES, VolumeFiles, by_id, device_numbers, fstab_line, install_guest_unit, mount_point
 
@@ -134,8 +134,7 @@ class Machine:
              f"lowerdir={lower},upperdir={upper},workdir={work}", self.root])
         r = self.root
         # the proxy's port may change from one run to the next
-        write_file(r / "etc/apt/apt.conf.d/01localcloud-proxy",
-                   f'Acquire::http::Proxy "{self.backend.net.proxy_url}";\n')
+        write_file(r / "etc/apt/apt.conf.d/01localcloud-proxy", apt_client_conf(self.backend.net.proxy_url))
         install_guest_unit(r)
         sizes.install_guest_unit(r)
         if reuse:

@@ -41,7 +41,21 @@ Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian
 ForceManaged: 1
 PassThroughPattern: ^localcloud-allows-no-tunnels$
 ExThreshold: 4
+# Index files (InRelease) count as fresh for an hour, not 27 s: every refresh moves the old file aside,
+# and with many machines asking at once that move has failed ("Failure to move file ... out of the
+# way") while a client's apt hung behind it. A lab or a demo lives for minutes to an hour.
+FreshIndexMaxAge: 3600
 """
+
+
+def apt_client_conf(proxy_url: str) -> str:
+    """The apt configuration of every local-cloud machine: the proxy, and a stalled proxy connection
+    given up after 30 s instead of apt's 120 s (apt then asks again, up to its 3 retries). apt sits on
+    a connection the proxy half-closed until that timeout, once per file: behind a proxy in trouble
+    an install of a hundred packages took half an hour, and CI's 30-minute playbook limit."""
+    return (f'// written by localcloud (backends/nspawn/network.py); the proxy\'s port may change between runs\n'
+            f'Acquire::http::Proxy "{proxy_url}";\n'
+            'Acquire::http::Timeout "30";\n')
 
 
 def host_addresses() -> list[tuple[str, ipaddress.IPv4Interface]]:
