@@ -10,7 +10,10 @@ description:
   - Reads the servers of a Hetzner Cloud project and turns them into inventory hosts.
   - Uses a YAML configuration file whose name ends with C(hcloud.yml) or C(hcloud.yaml).
   - Every host gets C(hcloud_*) facts (id, name, status, server type, location, labels, public and
-    private addresses, image, placement group, protection).
+    private addresses, image, placement group, protection). The facts hetzner.hcloud's plugin sets have the
+    same names and values there and here (C(hcloud_ipv6_network) C(2001:db8::) and C(hcloud_ipv6_network_mask)
+    C(64)); an address the server does not have (C(hcloud_ipv4), C(hcloud_ipv6), C(hcloud_private_ipv4)) is
+    undefined, so C(default()) supplies a fallback.
   - Groups come from labels (the value of each key in O(label_groups) becomes a group, so a server
     labelled C(tier=web) lands in group C(web)), and from the location, the server type and the
     private networks (O(group_by)).
@@ -19,7 +22,9 @@ description:
     request per network), and no extra request is sent to validate the token. For 1,000 servers in
     10 networks this is 21 requests.
   - O(label_selector) and O(status) are filters applied by the API, so filtered-out servers are never
-    transferred.
+    transferred. O(network) filters on the controller, in the lists already read (no extra request).
+  - Options named as in the C(hetzner.hcloud.hcloud) inventory plugin mean the same thing there and
+    here (O(network), O(connect_with) values, O(label_selector), O(status), O(group), O(hostvars_prefix)).
 author:
   - autoscale.hetzner contributors (@autoscale)
 requirements:
@@ -96,18 +101,23 @@ options:
     description:
       - Which address becomes C(ansible_host).
       - V(public_ipv4) the public IPv4; V(private_ipv4) the private IP in O(network) (or in the first
-        attached network when O(network) is not set); V(name) the server name (resolved by DNS or
+        attached network when O(network) is not set); V(hostname) the server name (resolved by DNS or
         SSH config).
+      - V(name) is a deprecated alias of V(hostname) (the name hetzner.hcloud uses), to be removed in 1.0.0.
       - When the chosen address does not exist (for example no public IPv4), C(ansible_host) is not
         set for that host; a O(compose) entry can supply a fallback.
     type: str
     default: public_ipv4
-    choices: [public_ipv4, private_ipv4, name]
+    choices: [public_ipv4, private_ipv4, hostname, name]
   network:
     description:
-      - Name or ID of the private network whose IP is used for O(connect_with=private_ipv4) and set as
-        C(hcloud_private_ipv4).
-      - Resolved from the one list of networks the plugin reads anyway, so it costs no request.
+      - Name or ID of a private network. Only the servers attached to it become hosts, and their IP in it is
+        C(hcloud_private_ipv4) and, with O(connect_with=private_ipv4), C(ansible_host) (as in hetzner.hcloud).
+      - A name is looked up first, then an ID. A network that does not exist is an error that names this
+        option (the inventory source is then skipped with a warning, or fails with
+        C(any_unparsed_is_failed)).
+      - May be a template.
+      - Resolved and applied in the lists the plugin reads anyway, so it costs no request.
     type: str
   hostvars_prefix:
     description: Prefix of the host variables coming from the Hetzner Cloud.
@@ -125,8 +135,8 @@ EXAMPLES = r"""
 plugin: autoscale.hetzner.hcloud
 
 ---
-# Only the production stack, only running servers, connect over the private network
-# (for example from a bastion inside that network)
+# Only the production stack, only running servers, only the servers in autoscale-network, connected
+# over that network (for example from a bastion inside it)
 plugin: autoscale.hetzner.hcloud
 label_selector: stack=production
 status: [running]
@@ -228,14 +238,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # -- turning API objects into hosts ----------------------------------------------------
 
     def _selected_network_id(self, networks):
+        """The ID of the network the option names: by name first, then by ID (hetzner.hcloud's order)."""
         wanted = self.get_option("network")
+        if wanted and "{{" in str(wanted):
+            wanted = self.templar.template(wanted)
         if not wanted:
             return None
         wanted = str(wanted)
         for network in networks.values():
-            if network["name"] == wanted or str(network["id"]) == wanted:
+            if network["name"] == wanted:
                 return network["id"]
-        raise AnsibleError("autoscale.hetzner.hcloud: network %r does not exist" % wanted)
+        for network in networks.values():
+            if str(network["id"]) == wanted:
+                return network["id"]
+        known = ", ".join(sorted(n["name"] for n in networks.values())) or "none"
+        raise AnsibleError(
+            "autoscale.hetzner.hcloud: network: no private network is named %r or has that ID in this project "
+            "(its networks: %s). Set network to the name or ID of an existing network (only the servers attached "
+            "to it become hosts), or remove the option to list the servers of every network." % (wanted, known))
+
+    @staticmethod
+    def in_network(server, network_id):
+        return any(attachment["network"] == network_id for attachment in server.get("private_net") or [])
 
     @staticmethod
     def build_host(server, networks, selected_network_id):
@@ -266,7 +290,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             else:
                 private_ipv4 = next((p["ip"] for p in private_networks if p["id"] == selected_network_id), None)
 
-        return {
+        ipv6_prefix, ipv6_mask = (ipv6_network.split("/", 1) + [None])[:2] if ipv6_network else (None, None)
+        host = {
             "id": server["id"],
             "name": server["name"],
             "status": server.get("status"),
@@ -282,7 +307,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "labels": dict(server.get("labels") or {}),
             "ipv4": ipv4,
             "ipv6": first_ipv6_address(ipv6_network),
-            "ipv6_network": ipv6_network,
+            # as hetzner.hcloud: 2001:db8:1:2:: and 64 for the server's 2001:db8:1:2::/64
+            "ipv6_network": ipv6_prefix or None,
+            "ipv6_network_mask": ipv6_mask or None,
             "private_ipv4": private_ipv4,
             "private_networks": private_networks,
             "image": image.get("name") or image.get("description"),
@@ -296,13 +323,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "rescue_enabled": server.get("rescue_enabled"),
             "locked": server.get("locked"),
         }
+        # An address the server does not have is left undefined, as in hetzner.hcloud, so that
+        # `hcloud_ipv4 | default(...)` falls back.
+        for key in ("ipv4", "ipv6", "ipv6_network", "ipv6_network_mask", "private_ipv4"):
+            if host[key] is None:
+                del host[key]
+        return host
 
-    def _ansible_host(self, host):
+    def _connect_with(self):
         connect_with = self.get_option("connect_with")
+        if connect_with == "name":
+            self.display.deprecated(
+                "autoscale.hetzner.hcloud: connect_with: name is renamed connect_with: hostname (hetzner.hcloud's "
+                "name for the same thing); write hostname", version="1.0.0")
+            return "hostname"
+        return connect_with
+
+    @staticmethod
+    def _ansible_host(host, connect_with):
         if connect_with == "public_ipv4":
-            return host["ipv4"]
+            return host.get("ipv4")
         if connect_with == "private_ipv4":
-            return host["private_ipv4"]
+            return host.get("private_ipv4")
         return host["name"]
 
     def _plain_groups(self, host):
@@ -327,19 +369,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         prefix = self.get_option("hostvars_prefix") or ""
         top_group = self.inventory.add_group(self.get_option("group"))
         strict = self.get_option("strict")
+        connect_with = self._connect_with()
         for host in hosts:
             name = host["name"]
             self.inventory.add_host(name, group=top_group)
             for key, value in host.items():
                 self.inventory.set_variable(name, prefix + key, value)
-            ansible_host = self._ansible_host(host)
+            ansible_host = self._ansible_host(host, connect_with)
             if ansible_host:
                 self.inventory.set_variable(name, "ansible_host", ansible_host)
             else:
-                self.display.vvv(
-                    "autoscale.hetzner.hcloud: %s has no address for connect_with=%s"
-                    % (name, self.get_option("connect_with"))
-                )
+                self.display.vvv("autoscale.hetzner.hcloud: %s has no address for connect_with=%s" % (name, connect_with))
             for group in self._plain_groups(host):
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, name)
@@ -371,6 +411,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except HetznerError as exc:
                 raise AnsibleError("autoscale.hetzner.hcloud: %s" % exc.message) from exc
             selected = self._selected_network_id(networks)
+            if selected is not None:  # as hetzner.hcloud: only the servers attached to that network
+                servers = [server for server in servers if self.in_network(server, selected)]
             hosts = [self.build_host(server, networks, selected) for server in servers]
 
         if update_cache:

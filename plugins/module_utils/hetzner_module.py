@@ -85,8 +85,20 @@ def lazy_context(api, kind: str, objects) -> Context:
     return ctx
 
 
+def rename_deprecated_values(module: AnsibleModule, renamed_values: dict) -> None:
+    """Old values kept as deprecated aliases: ``{"state": {"rebuilt": "rebuild"}}`` turns state=rebuilt into
+    state=rebuild with a deprecation warning, so the planners only know the new value."""
+    for option, renames in renamed_values.items():
+        old = module.params.get(option)
+        if old in renames:
+            new = renames[old]
+            module.deprecate("%s: %s is renamed %s (the name hetzner.hcloud uses for the same thing); write %s: %s"
+                             % (option, old, new, option, new), version="1.0.0", collection_name="autoscale.hetzner")
+            module.params[option] = new
+
+
 def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclusive=None,
-                        supports_check_mode: bool = True) -> None:
+                        supports_check_mode: bool = True, renamed_values=None) -> None:
     """Find the resource by name, read what it references (only that), plan, and apply the plan.
 
     An unchanged run sends one request for the resource plus one per referenced object that the
@@ -95,6 +107,7 @@ def run_resource_module(kind: str, spec: dict, required_if=None, mutually_exclus
     argument_spec.update(specs.copy_spec(spec))
     module = HetznerModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode,
                            required_if=required_if or [], mutually_exclusive=mutually_exclusive or [])
+    rename_deprecated_values(module, renamed_values or {})
     desired = desired_from_params(module.params, spec)
     problems = v.static_errors(kind, desired)
     if problems:  # nothing was read or changed

@@ -384,7 +384,7 @@ def plan_firewall(desired, actual, ctx):
 
 # --------------------------------------------------------------------------- server
 
-SERVER_STATES = ("present", "absent", "started", "stopped", "rebuilt", "restarted")
+SERVER_STATES = ("present", "absent", "started", "stopped", "rebuild", "restarted")
 
 
 def _server_direct_firewalls(server, ctx):
@@ -510,13 +510,13 @@ def plan_server(desired, actual, ctx):
         errors.append("server_type: required to create server %r" % desired.get("name"))
     arch = (server_type or {}).get("architecture")
     image_obj = None
-    if creating or state == "rebuilt":
+    if creating or state == "rebuild":
         if after["image"] is None:
             errors.append("image: required to %s server %r" % ("create" if creating else "rebuild", desired.get("name")))
         else:
             image_obj = v.check_image(after["image"], arch, ctx, errors, warnings)
     elif desired.get("image") is not None and str(desired["image"]) not in (str(before["image"]),):
-        warnings.append("image: server %r runs %s, not %s; the image only changes with state=rebuilt (which "
+        warnings.append("image: server %r runs %s, not %s; the image only changes with state=rebuild (which "
                         "destroys the disk)" % (before["name"], before["image"], desired["image"]))
         after["image"] = before["image"]
     if not creating and after["location"] != before["location"]:
@@ -606,7 +606,7 @@ def plan_server(desired, actual, ctx):
             plan.add(Step("action", "server", ident, "remove_from_placement_group"))
         if after["placement_group"] is not None:
             plan.add(Step("action", "server", ident, "add_to_placement_group", {"placement_group": pg_ref}))
-    if state == "rebuilt":
+    if state == "rebuild":
         rebuild = {"image": image_obj["id"] if image_obj else after["image"]}
         if desired.get("user_data") is not None:
             rebuild["user_data"] = desired["user_data"]

@@ -18,7 +18,7 @@ description:
   - Changing O(server_type) or O(placement_group) stops the server and starts it again afterwards
     (unless O(state=stopped)).
   - O(ssh_keys) and O(user_data) only take effect at creation (and O(user_data) at rebuild); the image only
-    changes with O(state=rebuilt).
+    changes with O(state=rebuild).
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
@@ -98,9 +98,10 @@ options:
     description:
       - V(present) creates the server (running) and keeps its power state; V(started) and V(stopped) also
         ensure the power state; V(restarted) reboots a running server (and starts a stopped one);
-        V(rebuilt) reinstalls it from O(image); V(absent) deletes it.
+        V(rebuild) reinstalls it from O(image) (the disk is lost) every time the task runs; V(absent) deletes it.
+      - V(rebuilt) is a deprecated alias of V(rebuild) (the name hetzner.hcloud uses), to be removed in 1.0.0.
     type: str
-    choices: [present, absent, started, stopped, rebuilt, restarted]
+    choices: [present, absent, started, stopped, rebuild, rebuilt, restarted]
     default: present
 """
 
@@ -130,7 +131,7 @@ EXAMPLES = r"""
   autoscale.hetzner.server:
     name: web-1
     image: debian-12
-    state: rebuilt
+    state: rebuild
 """
 
 RETURN = r"""
@@ -237,13 +238,16 @@ ARGUMENT_SPEC = {
     "rebuild_protection": {"type": "bool"},
     "upgrade_disk": {"type": "bool", "default": False},
     "labels": {"type": "dict"},
-    "state": {"type": "str", "choices": ["present", "absent", "started", "stopped", "rebuilt", "restarted"],
+    "state": {"type": "str", "choices": ["present", "absent", "started", "stopped", "rebuild", "rebuilt", "restarted"],
               "default": "present"},
 }
 
+# Values renamed to hetzner.hcloud's names, accepted with a deprecation warning until 1.0.0.
+RENAMED_VALUES = {"state": {"rebuilt": "rebuild"}}
+
 
 def main():
-    run_resource_module("server", ARGUMENT_SPEC)
+    run_resource_module("server", ARGUMENT_SPEC, renamed_values=RENAMED_VALUES)
 
 
 if __name__ == "__main__":

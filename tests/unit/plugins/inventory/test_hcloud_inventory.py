@@ -9,9 +9,12 @@ import sys
 
 import pytest
 
+from ansible.errors import AnsibleError
+from ansible.inventory.data import InventoryData
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
+from ansible.plugins.loader import init_plugin_loader, inventory_loader
+from ansible.utils.display import Display
 
 # The collection loader must own the ansible_collections namespace before the plugin is imported,
 # or the inventory loader later finds a module it did not load itself.
@@ -95,8 +98,11 @@ def test_hostvars_carry_the_hcloud_facts(tmp_path, api):
     assert web["hcloud_private_networks"] == [
         {"id": 10, "name": "autoscale-network", "ip": "10.0.1.10", "alias_ips": []}
     ]
-    # db-1 has no public IPv4: no ansible_host rather than a wrong one
+    assert web["hcloud_ipv6_network"] == "2001:db8:1::" and web["hcloud_ipv6_network_mask"] == "64"
+    # db-1 has no public IPv4: no ansible_host rather than a wrong one, and hcloud_ipv4 is undefined
+    # (as in hetzner.hcloud), so `default()` falls back
     assert "ansible_host" not in hostvars(inventory, "db-1")
+    assert "hcloud_ipv4" not in hostvars(inventory, "db-1")
 
 
 def test_one_list_of_networks_and_no_token_probe(tmp_path, api):
@@ -111,12 +117,60 @@ def test_connect_with_private_ipv4_in_the_named_network(tmp_path, api):
     assert hostvars(inventory, "db-1")["ansible_host"] == "10.0.3.10"
     assert hostvars(inventory, "db-1")["hcloud_private_ipv4"] == "10.0.3.10"
     assert hostvars(inventory, "web-2")["ansible_host"] == "10.0.1.11"
-    assert "ansible_host" not in hostvars(inventory, "stopped-1")
 
 
-def test_connect_with_name(tmp_path, api):
+def test_network_filters_the_hosts_to_its_servers_as_in_hetzner_hcloud(tmp_path, api):
+    inventory = load_inventory(tmp_path, api, "network: autoscale-network\n")
+    assert sorted(inventory.hosts) == ["db-1", "web-1", "web-2"]  # stopped-1 is in no network
+    inventory = load_inventory(tmp_path, api, "network: backup-net\n")
+    assert sorted(inventory.hosts) == ["db-1"]
+    assert hostvars(inventory, "db-1")["hcloud_private_ipv4"] == "10.1.0.5"
+    assert group_members(inventory, "network_autoscale_network") == ["db-1"]  # its other networks stay listed
+    by_id = load_inventory(tmp_path, api, "network: 11\n")
+    assert sorted(by_id.hosts) == ["db-1"]
+    templated = load_inventory(tmp_path, api, "network: \"{{ 'backup' ~ '-net' }}\"\n")
+    assert sorted(templated.hosts) == ["db-1"]
+
+
+def test_network_costs_no_request(tmp_path, api):
+    load_inventory(tmp_path, api, "network: backup-net\n")
+    assert sorted(request[0] for request in api.requests) == ["/v1/networks", "/v1/servers"]
+
+
+def test_network_name_wins_over_an_id(tmp_path):
+    """hetzner.hcloud looks a name up first, then an ID: a network named "10" is that one, not ID 10."""
+    networks = NETWORKS + [{"id": 12, "name": "10", "ip_range": "10.2.0.0/16", "subnets": [], "labels": {}}]
+    servers = SERVERS + [make_server(5, "odd-1", {}, ipv4="203.0.113.5", private_net=[(12, "10.2.0.2")])]
+    with FakeHcloudAPI(servers, networks) as fake:
+        inventory = load_inventory(tmp_path, fake, "network: '10'\n")
+    assert sorted(inventory.hosts) == ["odd-1"]
+
+
+def test_unknown_network_names_the_option_and_the_fix(tmp_path, api):
+    path = tmp_path / "test.hcloud.yml"
+    path.write_text("plugin: autoscale.hetzner.hcloud\napi_token: test-token\napi_endpoint: %s\nnetwork: nope\n"
+                    % api.endpoint)
+    plugin = inventory_loader.get("autoscale.hetzner.hcloud")
+    with pytest.raises(AnsibleError) as raised:
+        plugin.parse(InventoryData(), DataLoader(), str(path), cache=False)
+    message = str(raised.value)
+    assert "network: no private network is named 'nope'" in message
+    assert "autoscale-network, backup-net" in message and "remove the option" in message
+
+
+def test_connect_with_hostname_is_the_server_name(tmp_path, api):
+    inventory = load_inventory(tmp_path, api, "connect_with: hostname\n")
+    assert hostvars(inventory, "db-1")["ansible_host"] == "db-1"
+    assert hostvars(inventory, "web-1")["ansible_host"] == "web-1"
+
+
+def test_connect_with_name_is_a_deprecated_alias_of_hostname(tmp_path, api, monkeypatch):
+    deprecations = []
+    monkeypatch.setattr(Display, "deprecated", lambda self, msg, version=None, **kw: deprecations.append((msg, version)))
     inventory = load_inventory(tmp_path, api, "connect_with: name\n")
     assert hostvars(inventory, "db-1")["ansible_host"] == "db-1"
+    assert len(deprecations) == 1 and deprecations[0][1] == "1.0.0"
+    assert "connect_with: name is renamed connect_with: hostname" in deprecations[0][0]
 
 
 def test_label_selector_and_status_are_sent_to_the_api(tmp_path, api):
@@ -132,7 +186,7 @@ def test_constructed_keyed_groups_compose_and_groups(tmp_path, api):
         "  - key: hcloud_labels.stack\n"
         "    prefix: stack\n"
         "compose:\n"
-        "  ansible_host: hcloud_ipv4 | default(hcloud_private_ipv4, true)\n"
+        "  ansible_host: hcloud_ipv4 | default(hcloud_private_ipv4)\n"
         "groups:\n"
         "  stopped: hcloud_status == 'off'\n"
     )
@@ -148,11 +202,6 @@ def test_configurable_label_groups_and_group_by(tmp_path, api):
     assert group_members(inventory, "status_off") == ["stopped-1"]
     assert "web" not in inventory.groups
     assert "location_nbg1" not in inventory.groups
-
-
-def test_unknown_network_fails(tmp_path, api):
-    with pytest.raises(AssertionError):
-        load_inventory(tmp_path, api, "network: nope\n")
 
 
 def test_1000_servers_in_21_requests(tmp_path):

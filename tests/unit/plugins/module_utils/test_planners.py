@@ -303,8 +303,8 @@ def test_server_labels_and_firewall_changes():
 
 def test_server_rebuild_and_image_drift_warning():
     p = plan("server", server_spec(image="ubuntu-24.04"), server(), context())
-    assert not p.changed and any("state=rebuilt" in w for w in p.warnings)
-    p = plan("server", server_spec(image="ubuntu-24.04", state="rebuilt"), server(), context())
+    assert not p.changed and any("state=rebuild " in w for w in p.warnings)
+    p = plan("server", server_spec(image="ubuntu-24.04", state="rebuild"), server(), context())
     assert steps(p) == [("action", "server", "rebuild")] and p.phases[0][0].body == {"image": 1003}
 
 

@@ -123,7 +123,11 @@ class FakeClient:
             if key in obj:  # the API answers with the whole referenced object, not the name sent
                 obj[key] = copy.deepcopy(next(i for i in self.data[catalogue] if obj[key] in (i["id"], i["name"])))
         if coll == "servers":
-            obj.update(status="running", private_net=[], public_net={"ipv4": None, "ipv6": None, "firewalls": []},
+            wanted = body.get("public_net") or {}  # as the API: a public IPv4 and IPv6 unless disabled
+            public_net = {"ipv4": {"ip": "198.51.100.%d" % obj["id"]} if wanted.get("enable_ipv4", True) else None,
+                          "ipv6": {"ip": "2001:db8:%x::/64" % obj["id"]} if wanted.get("enable_ipv6", True) else None,
+                          "firewalls": []}
+            obj.update(status="running", private_net=[], public_net=public_net,
                        placement_group=None, backup_window=None, volumes=[])
             obj["protection"]["rebuild"] = False
         if coll == "volumes":

@@ -138,6 +138,23 @@ def test_server_check_mode_returns_the_planned_server(fake, capsys):
     assert create["op"] == "create" and create["body"]["image"] == 1001
 
 
+def test_server_state_rebuilt_is_a_deprecated_alias_of_rebuild(fake, capsys, monkeypatch):
+    deprecations = []
+    monkeypatch.setattr(hetzner_module.HetznerModule, "deprecate",
+                        lambda self, msg, version=None, **kw: deprecations.append((msg, version)))
+    run(server, capsys, name="web-1", server_type="cx23", image="debian-12", location="fsn1")
+    before = len(fake.mutations())
+    for state in ("rebuild", "rebuilt"):
+        result = run(server, capsys, check_mode=True, name="web-1", image="debian-12", state=state)
+        commands = [step.get("command") for phase in result["plan"]["phases"] for step in phase]
+        assert result["changed"] and commands == ["rebuild"], state
+        if state == "rebuild":
+            assert deprecations == []
+    assert deprecations == [("state: rebuilt is renamed rebuild (the name hetzner.hcloud uses for the same thing); "
+                             "write state: rebuild", "1.0.0")]
+    assert len(fake.mutations()) == before
+
+
 # Every resource module: check mode plans a create and sends nothing; the real run creates with
 # one POST; a rerun changes nothing; its _info twin lists the object in the module's form.
 RESOURCE_CASES = {
