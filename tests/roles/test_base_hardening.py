@@ -2,8 +2,9 @@
 host of the same lab as the negative control: PAM refuses a weak password, a login shell creates
 files others cannot read, a crashing process leaves no core, SSH clients see the legal banner
 before they log in, unattended-upgrades would install security updates only, the reverse-path
-filter is strict on every interface of the machine's network namespace, and no unit failed
-(process accounting is skipped in a container, where the kernel refuses it)."""
+filter is strict on every interface of the machine's network namespace, AIDE reports a file added
+after its database was built, and no unit failed (process accounting is skipped in a container,
+where the kernel refuses it)."""
 from __future__ import annotations
 
 import re
@@ -154,3 +155,19 @@ def test_no_unit_failed_and_accounting_runs_where_the_kernel_allows_it(lab, hard
         # sar's collection runs and has written its first file.
         assert acct == {"UnitFileState": "enabled", "ConditionResult": "no"}, (target, acct)
         assert collecting[0] == "active" and int(collecting[1]) > 0, (target, collecting)
+
+
+AIDE_PROBE = "/etc/bh-aide-probe"
+AIDE_CHECK = f"aide --check --limit '^{AIDE_PROBE}' >/tmp/bh-aide.out 2>&1; echo rc=$?; grep -c '{AIDE_PROBE}' /tmp/bh-aide.out"
+
+
+def test_aide_reports_a_file_added_after_its_database(lab, hardened):
+    target = TARGETS[0]
+    try:
+        before = lab.ssh(target, f"rm -f {AIDE_PROBE}; {AIDE_CHECK}", check=False, timeout=300).stdout.split()
+        assert before[0] == "rc=0", before
+        after = lab.ssh(target, f"echo probe > {AIDE_PROBE}; {AIDE_CHECK}", check=False, timeout=300).stdout.split()
+        # aide's exit code is a bit mask; 1 = new files
+        assert after[0] != "rc=0" and int(after[0][3:]) & 1 and int(after[1]) > 0, after
+    finally:
+        lab.ssh(target, f"rm -f {AIDE_PROBE} /tmp/bh-aide.out", check=False)

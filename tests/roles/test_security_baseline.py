@@ -15,11 +15,11 @@ pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() 
 # What a role run may change on a host, as seen from a shell: packages, login.defs, PAM, banners,
 # limits, sysctls, apt's and cron's files, sshd, nftables, fail2ban.
 SNAPSHOT = ("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' fail2ban nftables python3-systemd libpam-pwquality "
-            "unattended-upgrades sysstat acct needrestart debsums cron 2>&1; "
+            "unattended-upgrades sysstat acct needrestart debsums cron aide 2>&1; "
             "sha256sum /etc/login.defs /etc/issue /etc/issue.net /etc/pam.d/common-password /etc/ssh/sshd_config "
             "/etc/ssh/moduli /etc/ssh/ssh_host_*_key.pub 2>&1; "
             "ls /etc/ssh/sshd_config.d /etc/fail2ban /etc/host_firewall /etc/security/limits.d /etc/sysctl.d "
-            "/etc/profile.d /etc/apt/apt.conf.d /etc/systemd/system 2>&1; stat -c '%n %a' /etc/cron* 2>&1; "
+            "/etc/profile.d /etc/apt/apt.conf.d /etc/systemd/system /etc/modprobe.d /var/lib/aide 2>&1; stat -c '%n %a' /etc/cron* 2>&1; "
             "sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter net.ipv4.conf.all.accept_redirects 2>&1; "
             "debconf-show sysstat 2>&1; "
             "nft list ruleset 2>&1; systemctl is-active fail2ban host-firewall 2>&1")
