@@ -161,6 +161,8 @@ AIDE_PROBE = "/etc/bh-aide-probe"
 AIDE_CHECK = f"aide --check --limit '^{AIDE_PROBE}' >/tmp/bh-aide.out 2>&1; echo rc=$?; grep -c '{AIDE_PROBE}' /tmp/bh-aide.out"
 
 
+@pytest.mark.skip(reason="base_hardening_aide is off by default; the lab does not turn it on yet (aideinit's time on "
+                         "six machines not measured)")
 def test_aide_reports_a_file_added_after_its_database(lab, hardened):
     target = TARGETS[0]
     try:
