@@ -1,7 +1,7 @@
-"""playbooks/harden.yml (ssh_hardening, fail2ban, host_firewall) on the lab: check mode on fresh
-hosts, a second run that changes nothing, and bad input that stops in preflight before any change.
-The effects of each role are proven from outside in test_ssh_hardening.py, test_fail2ban.py and
-test_host_firewall.py."""
+"""playbooks/harden.yml (base_hardening, ssh_hardening, fail2ban, host_firewall) on the lab: check
+mode on fresh hosts, a second run that changes nothing, and bad input that stops in preflight
+before any change. The effects of each role are proven from outside in test_base_hardening.py,
+test_ssh_hardening.py, test_fail2ban.py and test_host_firewall.py."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +12,16 @@ from lab import fresh, hardened, lab, skip_reason  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
-# What a role run may change on a host, as seen from a shell: packages, sshd, nftables, fail2ban.
-SNAPSHOT = ("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' fail2ban nftables python3-systemd 2>&1; "
-            "sha256sum /etc/ssh/sshd_config /etc/ssh/moduli /etc/ssh/ssh_host_*_key.pub 2>&1; "
-            "ls /etc/ssh/sshd_config.d /etc/fail2ban /etc/host_firewall 2>&1; "
+# What a role run may change on a host, as seen from a shell: packages, login.defs, PAM, banners,
+# limits, sysctls, apt's and cron's files, sshd, nftables, fail2ban.
+SNAPSHOT = ("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' fail2ban nftables python3-systemd libpam-pwquality "
+            "unattended-upgrades sysstat acct needrestart debsums cron aide 2>&1; "
+            "sha256sum /etc/login.defs /etc/issue /etc/issue.net /etc/pam.d/common-password /etc/ssh/sshd_config "
+            "/etc/ssh/moduli /etc/ssh/ssh_host_*_key.pub 2>&1; "
+            "ls /etc/ssh/sshd_config.d /etc/fail2ban /etc/host_firewall /etc/security/limits.d /etc/sysctl.d "
+            "/etc/profile.d /etc/apt/apt.conf.d /etc/systemd/system /etc/modprobe.d /var/lib/aide 2>&1; stat -c '%n %a' /etc/cron* 2>&1; "
+            "sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter net.ipv4.conf.all.accept_redirects 2>&1; "
+            "debconf-show sysstat 2>&1; "
             "nft list ruleset 2>&1; systemctl is-active fail2ban host-firewall 2>&1")
 
 
@@ -44,6 +50,9 @@ def test_second_run_changes_nothing(lab, hardened):
 # One bad input per case; each must stop in preflight, name the variable, and change nothing.
 BAD_INPUT = [
     ("a variable of the wrong type", {"ssh_hardening_port": "twenty-two"}, "ssh_hardening_port"),
+    ("a variable of the wrong type (base_hardening)", {"base_hardening_pwquality_minlen": "long"},
+     "base_hardening_pwquality_minlen"),
+    ("a umask that is not octal", {"base_hardening_umask": "0999"}, "base_hardening_umask"),
     ("AllowUsers without the connecting user", {"ssh_hardening_allow_users": ["deploy"]}, "ssh_hardening_allow_users"),
     ("an admin source that is not a CIDR (host firewall)", {"host_firewall_ssh_sources": ["198.18.0.300/32"]},
      "host_firewall_ssh_sources"),
