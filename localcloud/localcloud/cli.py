@@ -48,10 +48,13 @@ def make_backend(name: str, lock_wait: float = 0, slot: int | str = 0):
     return NspawnBackend(lock_wait=lock_wait, slot=slot)
 
 
-def write_env(state: Path, host: str, port: int, token: str) -> None:
+def write_env(state: Path, host: str, port: int, token: str, readonly_token: str = "") -> None:
+    """The env file: the endpoint and the default project's tokens (HCLOUD_TOKEN read & write; the read-only
+    one, for what only reads, such as the node_exporter role's stack cost collector)."""
     env = state / "env"
     tmp = state / "env.tmp"
-    tmp.write_text(f"HCLOUD_ENDPOINT=http://{host}:{port}/v1\nHCLOUD_TOKEN={token}\n")
+    tmp.write_text(f"HCLOUD_ENDPOINT=http://{host}:{port}/v1\nHCLOUD_TOKEN={token}\n"
+                   + (f"HCLOUD_TOKEN_READONLY={readonly_token}\n" if readonly_token else ""))
     os.replace(tmp, env)
 
 
@@ -96,7 +99,8 @@ def serve(args) -> int:
     @app.on_event("startup")
     async def started():
         app.state.ticker = asyncio.create_task(tick())
-        write_env(state, host, port, project["_tokens"][0]["token"])
+        write_env(state, host, port, project["_tokens"][0]["token"],
+                  next((t["token"] for t in project["_tokens"] if t.get("readonly")), ""))
         (state / "serve.pid").write_text(str(os.getpid()))
 
     # Clients keep connections alive and poll actions every few seconds (hcloud-python backs off to

@@ -26,6 +26,7 @@ class RunningCloud:
     token: str
     state: Path
     process: subprocess.Popen
+    readonly_token: str = ""      # the default project's read-only token
 
     @property
     def env(self) -> dict[str, str]:
@@ -87,7 +88,8 @@ def start_cloud(state: Path, *args: str, port: int | None = None) -> RunningClou
             except OSError:
                 time.sleep(0.05)
                 continue
-            return RunningCloud(values["HCLOUD_ENDPOINT"], values["HCLOUD_TOKEN"], state, process)
+            return RunningCloud(values["HCLOUD_ENDPOINT"], values["HCLOUD_TOKEN"], state, process,
+                                values.get("HCLOUD_TOKEN_READONLY", ""))
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"localcloud did not start within {deadline - started:.0f} s")

@@ -178,6 +178,21 @@ def test_readonly_token(project):
     assert project.ok("GET", f"/networks/{net['id']}")["network"]["protection"] == {"delete": False}
 
 
+def test_the_env_file_holds_the_default_projects_read_only_token(cloud):
+    # For what only reads (the node_exporter role's stack cost collector): it reads the default project and
+    # is refused any change.
+    env = dict(line.split("=", 1) for line in (cloud.state / "env").read_text().split())
+    assert env["HCLOUD_TOKEN_READONLY"] == cloud.readonly_token and cloud.readonly_token not in ("", cloud.token)
+    name = f"ro-env-{time.monotonic_ns()}"
+    call(cloud.endpoint, cloud.token, "POST", "/networks", {"name": name, "ip_range": "10.0.0.0/16"})
+    listed = call(cloud.endpoint, cloud.readonly_token, "GET", f"/networks?name={name}")
+    assert listed.status == 200 and [n["name"] for n in listed.body["networks"]] == [name]
+    refused = call(cloud.endpoint, cloud.readonly_token, "POST", "/networks", {"name": name + "-x", "ip_range": "10.1.0.0/16"})
+    assert (refused.status, refused.error["code"]) == (401, "token_readonly")
+    network = listed.body["networks"][0]
+    assert call(cloud.endpoint, cloud.token, "DELETE", f"/networks/{network['id']}").status == 204
+
+
 # --- action timing ---------------------------------------------------------------------------
 
 

@@ -9,12 +9,16 @@
   postgresql role's primary + standby on db-1/db-2, shared with test_postgresql.py, and the web and
   app roles on web-1 and app-1, shared with test_web_app.py: the load balancer answers through them) with short
   intervals and the webhook as the only receiver; the second run follows at once;
-- `Prometheus`: its HTTP API, asked on the monitoring host (it listens on the private IP only).
+- `Prometheus`: its HTTP API, asked on the monitoring host (it listens on the private IP only);
+- `ApiRelay`: the local cloud's API where the lab's machines reach it (it listens on the controller's
+  loopback): the node_exporter role's stack cost collector on the monitoring host reads the lab stack's
+  cost through it with the default project's read-only token, as it reads api.hetzner.cloud in production.
 """
 from __future__ import annotations
 
 import json
 import shlex
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +33,9 @@ MON = "rolelab-mon-1"
 # in the roles (30s scrapes, HostDown after 2m).
 SCRAPE, EVALUATION, HOST_DOWN_FOR, DISK_FOR, REPLICATION_FOR = "5s", "5s", "15s", "15s", "15s"
 LAG_SECONDS, LAG_FOR = 10, "15s"     # PostgresReplicationLagging: replay this many seconds behind, for
+OVER_BUDGET_FOR = "15s"              # StackOverBudget
+# The lab stack's budget for the collector: far above its cost (StackOverBudget stays quiet until a test lowers it).
+HIGH_BUDGET = 100000
 
 
 class Webhook:
@@ -76,7 +83,51 @@ class Webhook:
         self.server.shutdown()
 
 
-def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
+class ApiRelay:
+    """A TCP relay from the controller's address on the lab's bridge (which the machines reach) to the local
+    cloud's API on the controller's loopback: byte for byte, so the collector talks HTTP to the API itself."""
+
+    def __init__(self, host: str, endpoint: str):
+        target = endpoint.split("//", 1)[1].split("/", 1)[0]
+        self.target = (target.rsplit(":", 1)[0], int(target.rsplit(":", 1)[1]))
+        self.server = socket.create_server((host, 0))
+        self.endpoint = f"http://{host}:{self.server.getsockname()[1]}/v1"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+
+
+def monitoring_vars(webhook_url: str, probe_urls: list[str], api_endpoint: str = "", readonly_token: str = "") -> dict:
     return {
         "prometheus_blackbox_targets": probe_urls,
         # Every lab host but the fresh ones (which no role converges).
@@ -92,6 +143,10 @@ def monitoring_vars(webhook_url: str, probe_urls: list[str]) -> dict:
         "alertmanager_receivers": [{"name": "lab-webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
         "alertmanager_route": {"receiver": "lab-webhook", "group_by": ["alertname", "instance"],
                                "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"},
+        # The stack's cost on the monitoring host (node_exporter's stack_cost collector): the lab stack
+        # (hetzner_stack.name, rolelab) read with the default project's read-only token.
+        "node_exporter_stack_cost_token": readonly_token, "node_exporter_stack_cost_endpoint": api_endpoint,
+        "node_exporter_stack_cost_budget": HIGH_BUDGET, "prometheus_alert_over_budget_for": OVER_BUDGET_FOR,
     }
 
 
@@ -126,6 +181,13 @@ class Monitoring:
     def targets(self) -> list[dict]:
         return self.api("/api/v1/targets", state="active")["data"]["activeTargets"]
 
+    def alertmanager_alerts(self, alertname: str) -> list[dict]:
+        """The alerts Alertmanager holds now under this name (its API v2, on the monitoring host)."""
+        query = shlex.quote(f'filter=alertname="{alertname}"')
+        proc = self.lab.ssh(MON, f"curl -sfG --max-time 20 --data-urlencode {query} "
+                                 f"http://{self.lab.hosts[MON].private_ip}:9093/api/v2/alerts")
+        return json.loads(proc.stdout)
+
     def playbook(self, **kwargs):
         return self.lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit="hcloud:!fresh",
                                  extra_vars=self.vars, **kwargs)
@@ -135,7 +197,8 @@ class Monitoring:
 def monitored(lab, hardened, postgres, web_app):
     def converge():
         webhook = lab.once("monitoring-webhook", lambda: Webhook(lab.controller_ip))
-        variables = monitoring_vars(webhook.url, [load_balancer_url(lab)])
+        relay = lab.once("api-relay", lambda: ApiRelay(lab.controller_ip, lab.cloud.endpoint))
+        variables = monitoring_vars(webhook.url, [load_balancer_url(lab)], relay.endpoint, lab.cloud.readonly_token)
         monitoring = Monitoring(lab, webhook, variables, None, None)
         monitoring.first = monitoring.playbook().assert_ok()
         monitoring.second = monitoring.playbook()

@@ -3,8 +3,10 @@
 """The monitoring stack, proven from outside on the role lab: Prometheus scrapes every exporter
 (its API says `up`), a server powered off through the API fires HostDown in Alertmanager, which
 posts it to a webhook on the controller in time and posts the resolution after power-on; the
-exporter ports are refused from the other tiers and closed to the internet; a second run changes
-nothing; a check run on a fresh host completes; bad input is refused before any change."""
+exporter ports are refused from the other tiers and closed to the internet; the stack's cost, read
+on the monitoring host with a read-only token, fires StackOverBudget in Alertmanager once the budget
+is below it; a second run changes nothing; a check run on a fresh host completes; bad input is
+refused before any change."""
 from __future__ import annotations
 
 import sys
@@ -14,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from lab import fresh, hardened, lab, skip_reason, web_app  # noqa: F401  (fixtures; monitored needs web_app)
-from lab import ROOT
+from lab import HERE, ROOT
 from monitoring_lab import MON, monitored  # noqa: F401  (fixture)
-from monitoring_lab import DISK_FOR, EVALUATION, HOST_DOWN_FOR, LAG_FOR, LAG_SECONDS, REPLICATION_FOR, SCRAPE
+from monitoring_lab import (DISK_FOR, EVALUATION, HIGH_BUDGET, HOST_DOWN_FOR, LAG_FOR, LAG_SECONDS, OVER_BUDGET_FOR,
+                            REPLICATION_FOR, SCRAPE)
 from postgresql_lab import PRIMARY, STANDBY, postgres, sql  # noqa: F401  (fixture)
 # The slot's activity as Debian 12's postgres_exporter (0.11) and newer ones (Debian 13) name it.
 SLOT_ACTIVE = "pg_replication_slots_active|pg_replication_slot_slot_is_active"
@@ -133,6 +136,56 @@ def test_powering_a_server_off_fires_host_down_at_the_webhook_and_power_on_resol
           f"{SCRAPE} + 30 s = {budget} s; evaluation every {EVALUATION}); resolved {resolved[0] - t1:.1f} s after power-on")
 
 
+def test_a_budget_below_the_stacks_cost_fires_the_cost_alert_in_alertmanager(lab, monitored):
+    # monitoring.yml set up the stack cost collector on the monitoring host (the lab stack, the default
+    # project's read-only token, a budget far above the cost) and ran it once: its cost is in Prometheus.
+    cost_query = 'autoscale_stack_monthly_cost{stack="rolelab", price="gross"}'
+    deadline = time.monotonic() + 60
+    while not (found := monitored.query(cost_query)):
+        assert time.monotonic() < deadline, "Prometheus has no autoscale_stack_monthly_cost of the lab stack"
+        time.sleep(2)
+    cost = float(found[0]["value"][1])
+    assert cost > 0 and found[0]["metric"]["instance"] == MON, found
+    assert monitored.alertmanager_alerts("StackOverBudget") == []
+    # The token: in a file only the collector's user reads, and in no output of the runs.
+    mode = lab.ssh(MON, "stat -c '%a %U' /etc/autoscale-stack-cost/token").stdout.split()
+    assert mode == ["600", "autoscale-stack-cost"], mode
+    token = lab.cloud.readonly_token
+    assert token and token not in monitored.first.output and token not in monitored.second.output
+
+    def node_exporter_with_budget(budget):
+        run = lab.playbook(HERE / "playbooks" / "node_exporter.yml", limit=MON,
+                           extra_vars={**monitored.vars, "node_exporter_stack_cost_budget": budget}).assert_ok()
+        assert token not in run.output
+        return run
+
+    budget = f"{cost / 2:.2f}"
+    limit = seconds(OVER_BUDGET_FOR) + seconds(SCRAPE) + seconds(EVALUATION) + 30
+    t0 = time.monotonic()
+    try:
+        node_exporter_with_budget(budget)      # the collector runs at once: the new budget is exported
+        deadline = time.monotonic() + limit + 30
+        while not (active := [a for a in monitored.alertmanager_alerts("StackOverBudget")
+                              if a["status"]["state"] == "active" and a["labels"].get("stack") == "rolelab"]):
+            assert time.monotonic() < deadline, (
+                f"StackOverBudget not active in Alertmanager within {limit + 30} s of the budget {budget} "
+                f"(cost {cost}): {monitored.query('autoscale_stack_monthly_budget')}")
+            time.sleep(2)
+        fired_after = time.monotonic() - t0
+        alert = active[0]
+        assert alert["labels"]["instance"] == MON and alert["labels"]["severity"] == "warning", alert
+        assert f"{cost:.2f}" in alert["annotations"]["summary"], alert["annotations"]
+        assert f"The budget is {float(budget):.2f}" in alert["annotations"]["description"], alert["annotations"]
+    finally:
+        t1 = time.monotonic()
+        node_exporter_with_budget(HIGH_BUDGET)
+    resolved = monitored.webhook.wait_for("resolved", t1, 120, alertname="StackOverBudget", instance=MON)
+    assert resolved is not None, "StackOverBudget not resolved within 120 s of raising the budget again"
+    print(f"\nStackOverBudget (cost {cost:.2f}/month, budget {budget}): active in Alertmanager {fired_after:.1f} s "
+          f"after the node_exporter run began (for {OVER_BUDGET_FOR}); resolved {resolved[0] - t1:.1f} s after the "
+          f"budget was raised")
+
+
 def test_check_mode_on_a_fresh_host_completes_and_reports_changes(lab, fresh):
     run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit=fresh[0].name, check=True,
                        extra_vars=ON_ONE_HOST).assert_ok()
@@ -146,10 +199,14 @@ def test_bad_input_is_refused_before_anything_changes(lab, fresh):
     run = lab.playbook(ROOT / "playbooks" / "monitoring.yml", limit=host, extra_vars={**ON_ONE_HOST,
         "prometheus_alert_host_down_for": "two minutes", "prometheus_availability_slo": 99.9,
         "prometheus_blackbox_targets": ["lb.example.com"], "alertmanager_route": {"receiver": "pager"},
-        "node_exporter_listen_ip": "192.0.2.1", "grafana_when_unreachable": "fail"})
+        "node_exporter_listen_ip": "192.0.2.1", "grafana_when_unreachable": "fail",
+        "node_exporter_stack_cost_token": "0" * 64, "node_exporter_stack_cost_budget": -5,
+        "node_exporter_stack_cost_endpoint": "api.hetzner.cloud"})
     assert run.rc != 0
     for needle in ("prometheus_alert_host_down_for", "prometheus_availability_slo: 99.9", "prometheus_blackbox_targets",
                    "alertmanager_route", "node_exporter_listen_ip: 192.0.2.1 is not an address of this host",
+                   "node_exporter_stack_cost_budget: '-5' is not a positive monthly amount",
+                   "node_exporter_stack_cost_endpoint: 'api.hetzner.cloud' is not an http:// or https:// URL",
                    "Grafana's APT repository is not reachable", "grafana_when_unreachable: skip"):
         assert needle in run.output, f"{needle!r} not in the output:\n{run.tail(40)}"
     assert run.recap[host]["changed"] == 0

@@ -73,11 +73,14 @@ def test_every_alert_and_recording_rule_has_a_test_case(rules_dir):
 
 def test_durations_and_thresholds_come_from_the_variables():
     rules = yaml.safe_load(render("prometheus", "autoscale.rules.yml.j2", prometheus_alert_host_down_for="10s",
-                                  prometheus_alert_disk_used_percent=50, prometheus_alert_backup_max_age="2d"))
+                                  prometheus_alert_disk_used_percent=50, prometheus_alert_backup_max_age="2d",
+                                  prometheus_alert_over_budget_for="1h", prometheus_alert_stack_cost_max_age="3h"))
     by_name = {r.get("alert"): r for g in rules["groups"] for r in g["rules"]}
     assert by_name["HostDown"]["for"] == "10s"
     assert "> 50" in by_name["HostDiskAlmostFull"]["expr"]
     assert "> 172800" in by_name["PostgresBackupTooOld"]["expr"]
+    assert by_name["StackOverBudget"]["for"] == "1h"
+    assert "> 10800" in by_name["StackCostStale"]["expr"]
 
 
 def _config_dir(tmp_path, **variables):
