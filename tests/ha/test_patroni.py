@@ -37,12 +37,14 @@ def test_patroni_runs_the_cluster_and_a_second_run_changes_nothing(ha, cluster):
     assert roles(ha) == {DB1: "primary", DB2: "replica"}
     wait_streaming(ha, DB2, timeout=30)
     assert sql(ha, DB1, "select sync_state from pg_stat_replication") == "sync"
-    # Patroni's view, from its REST API on the private address (from the witness).
-    cluster_view = json.loads(ha.ssh(WITNESS, f"curl -sf http://{ha.hosts[DB1].private_ip}:8008/cluster").stdout)
+    # Patroni's view, from its REST API on the private address: open to the other database server, not to the witness.
+    address = ha.hosts[DB1].private_ip
+    cluster_view = json.loads(ha.ssh(DB2, f"curl -sf http://{address}:8008/cluster").stdout)
     members = {m["name"]: m["role"] for m in cluster_view["members"]}
     assert members == {DB1: "leader", DB2: "sync_standby"}, cluster_view
+    assert ha.tcp(WITNESS, address, 8008) == "refused"
     # The REST API refuses a change without its password; etcd refuses a client without a user.
-    refused = ha.ssh(WITNESS, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{}}' http://{ha.hosts[DB1].private_ip}:8008/restart")
+    refused = ha.ssh(DB2, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{}}' http://{address}:8008/restart")
     assert refused.stdout.strip() == "401", refused.stdout
     anonymous = ha.ssh(DB1, "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 get --prefix /postgresql-common/", check=False)
     assert anonymous.returncode != 0 and "user name is empty" in anonymous.stderr, anonymous.stderr
