@@ -358,6 +358,32 @@ def postgresql_authorized_keys(infos):
     return "\n".join(lines)
 
 
+def _patroni_value(value):
+    """A value of Patroni's dynamic configuration as a comparable string (True, 'on', 'true' alike)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value)
+    return {"true": "on", "false": "off"}.get(text.lower(), text)
+
+
+def postgresql_patroni_drift(wanted, current, prefix=""):
+    """Where Patroni's dynamic configuration (current, GET /config) differs from wanted: a list of
+    'key: current -> wanted' (nested keys joined with dots); empty when it has every wanted value."""
+    if not isinstance(wanted, dict):
+        raise AnsibleFilterError("postgresql_patroni_drift: the wanted configuration must be a dict")
+    current = current if isinstance(current, dict) else {}
+    drift = []
+    for key in sorted(wanted):
+        name = prefix + str(key)
+        if isinstance(wanted[key], dict):
+            drift.extend(postgresql_patroni_drift(wanted[key], current.get(key), name + "."))
+        elif key not in current or current[key] is None:
+            drift.append("%s: (unset) -> %s" % (name, _patroni_value(wanted[key])))
+        elif _patroni_value(current[key]) != _patroni_value(wanted[key]):
+            drift.append("%s: %s -> %s" % (name, _patroni_value(current[key]), _patroni_value(wanted[key])))
+    return drift
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -371,4 +397,5 @@ class FilterModule:
             "postgresql_slot_name": postgresql_slot_name,
             "postgresql_volume_plan": postgresql_volume_plan,
             "postgresql_authorized_keys": postgresql_authorized_keys,
+            "postgresql_patroni_drift": postgresql_patroni_drift,
         }

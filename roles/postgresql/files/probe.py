@@ -8,7 +8,7 @@ Usage: probe.py '<json>' with {"volumes": {"data": {"device": ..., "mount": ...}
 "port": 5432}. Prints one JSON object: the server's size, each volume (present? signature from
 blkid -p, where it is mounted, what its filesystem holds: a read-only mount without journal replay
 when it is mounted nowhere), and the cluster (configuration, data directory, system identifier,
-running, in recovery, streaming). It changes nothing and works on a host without PostgreSQL.
+running, in recovery, streaming), and Patroni's configuration and service. It changes nothing and works on a host without PostgreSQL.
 """
 import json
 import os
@@ -165,6 +165,11 @@ def main():
         path = os.path.dirname(path)
     st = os.statvfs(path)
     result["disk_bytes"] = st.f_blocks * st.f_frsize
+    # Patroni (postgresql_ha: patroni): its configuration of this cluster, and whether it runs.
+    patroni = spec.get("patroni", {})
+    result["patroni"] = {"config": bool(patroni.get("config")) and os.path.isfile(patroni["config"]), "active": False}
+    if patroni.get("service"):
+        result["patroni"]["active"] = run(["systemctl", "is-active", "--quiet", patroni["service"]]).returncode == 0
     result["timers"] = sorted(t for t in ("pgbackrest-backup-full.timer", "pgbackrest-backup-diff.timer")
                               if os.path.exists(os.path.join("/etc/systemd/system", t)))
     print(json.dumps(result))

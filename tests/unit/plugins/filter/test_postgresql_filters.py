@@ -11,7 +11,7 @@ from ansible.plugins.loader import init_plugin_loader
 init_plugin_loader()
 
 from ansible_collections.autoscale.hetzner.plugins.filter.postgresql import (  # noqa: E402  pylint: disable=wrong-import-position
-    postgresql_database_problems, postgresql_hba_problems, postgresql_hba_rules, postgresql_sizing,
+    postgresql_database_problems, postgresql_hba_problems, postgresql_hba_rules, postgresql_patroni_drift, postgresql_sizing,
     postgresql_slot_name, postgresql_user_problems, postgresql_volume_plan)
 
 DEVICE = "/dev/disk/by-id/scsi-0HC_Volume_4711"
@@ -103,3 +103,18 @@ def test_users_and_databases_share_the_list_checks():
         "postgresql_databases[1].name: app is listed twice",
         "postgresql_databases[2]: must be a dict like {name: app, owner: app}",
         "postgresql_databases[3]: unknown key(s) size (known: comment, encoding, extensions, locale, name, owner, state, template)"]
+
+
+def test_patroni_drift_names_what_differs_and_reads_booleans_alike():
+    wanted = {"ttl": 20, "synchronous_mode": True,
+              "postgresql": {"use_slots": True, "parameters": {"max_connections": "100", "wal_log_hints": "on"}}}
+    same = {"ttl": 20, "synchronous_mode": "true", "loop_wait": 10,     # what Patroni has beyond the role's keys stays
+            "postgresql": {"use_slots": True, "parameters": {"max_connections": 100, "wal_log_hints": True}}}
+    assert postgresql_patroni_drift(wanted, same) == []
+    changed = {"ttl": 30, "synchronous_mode": False, "postgresql": {"parameters": {"max_connections": 200}}}
+    assert postgresql_patroni_drift(wanted, changed) == [
+        "postgresql.parameters.max_connections: 200 -> 100", "postgresql.parameters.wal_log_hints: (unset) -> on",
+        "postgresql.use_slots: (unset) -> on", "synchronous_mode: off -> on", "ttl: 30 -> 20"]
+    assert len(postgresql_patroni_drift(wanted, {})) == 5
+    with pytest.raises(AnsibleFilterError):
+        postgresql_patroni_drift("ttl: 20", {})

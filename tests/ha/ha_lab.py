@@ -1,0 +1,186 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HA lab: the role lab's Lab (tests/roles/lab.py) with a small topology of its own, three
+machines in one network: two database servers with their data volumes (rolelab-db-1 labelled
+role=primary, rolelab-db-2 role=standby) and a witness (rolelab-mon-1, the monitoring tier: the third
+etcd member and the test's client). playbooks/postgresql.yml runs with postgresql_ha: patroni and
+synchronous mode, once and a second time (fixture `cluster`).
+
+A session of its own (`make test-ha`): the role lab and this one cannot run in the same pytest
+session (one local cloud with machines per host; both stacks are named rolelab, as the lab's
+inventory selects)."""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "roles"))
+
+from lab import Lab, skip_reason  # noqa: E402  pylint: disable=wrong-import-position
+
+PLAYBOOK = ROOT / "playbooks" / "postgresql.yml"
+SWITCHOVER = ROOT / "playbooks" / "db-switchover.yml"
+DB1, DB2, WITNESS = "rolelab-db-1", "rolelab-db-2", "rolelab-mon-1"
+DBS = (DB1, DB2)
+APP_PASSWORD = "lab-App-Passw0rd"
+HA_VARS = {   # what a user puts in group_vars/db.yml (the passwords from the vault there)
+    "postgresql_ha": "patroni",
+    "postgresql_synchronous_replication": True,
+    "postgresql_users": [{"name": "app", "password": APP_PASSWORD}],
+    "postgresql_databases": [{"name": "app", "owner": "app"}],
+    # The witness is the test's client (as an app server would be).
+    "postgresql_hba_entries": [{"database": "app", "user": "app", "from_groups": ["monitoring"]}],
+    "postgresql_replication_password": "lab-Repl-Passw0rd",
+    "postgresql_etcd_root_password": "lab-Etcd-Root-Passw0rd",
+    "postgresql_etcd_patroni_password": "lab-Etcd-Patroni-Passw0rd",
+    "postgresql_patroni_rest_password": "lab-Rest-Passw0rd",
+    "postgresql_patroni_rewind_password": "lab-Rewind-Passw0rd",
+}
+WRITER = "/root/ha-writer.py"
+
+
+def ha_stack() -> dict:
+    """The HA topology: the role lab's database tier and one monitoring server, nothing else."""
+    stack = yaml.safe_load((ROOT / "tests" / "roles" / "lab_stack.yml").read_text())
+    stack["tiers"] = [t for t in stack["tiers"] if t["name"] in ("db", "monitoring")]
+    stack["firewalls"] = [f for f in stack["firewalls"] if f["name"] == "rolelab-admin-only"]
+    stack["volumes"] = [v for v in stack["volumes"] if v["name"] in ("rolelab-db-1-data", "rolelab-db-2-data")]
+    stack.pop("load_balancers", None)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def ha(request, tmp_path_factory):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(tmp_path_factory.mktemp("halab"), stack=ha_stack())
+    request.session.config.add_cleanup(lab.close)
+    lab.start()
+    return lab
+
+
+def sql(lab, host, query, database="postgres", check=True):
+    """One value (rows joined by |) from psql as postgres on the host's socket."""
+    proc = lab.ssh(host, f"cd /tmp && runuser -u postgres -- psql -XAtq -d {database} -c {shlex.quote(query)}", check=check, timeout=30)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def roles(lab):
+    """{host: 'primary' | 'replica' | None (no answer)} from pg_is_in_recovery() on each database server."""
+    out = {}
+    for host in DBS:
+        value = sql(lab, host, "select pg_is_in_recovery()", check=False)
+        out[host] = {"f": "primary", "t": "replica"}.get(value)
+    return out
+
+
+def primary(lab):
+    found = [h for h, r in roles(lab).items() if r == "primary"]
+    assert len(found) == 1, f"not exactly one primary: {roles(lab)}"
+    return found[0]
+
+
+def started(lab, host):
+    return sql(lab, host, "select pg_postmaster_start_time()")
+
+
+def wait_streaming(lab, host, timeout=240):
+    """Until host is a replica whose WAL receiver streams (Patroni brought it back by itself)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = sql(lab, host, "select pg_is_in_recovery()::text || ' ' || coalesce((select status from pg_stat_wal_receiver), 'none')",
+                    check=False)
+        if state == "true streaming":
+            return time.monotonic()
+        assert time.monotonic() < deadline, f"{host} is not a streaming replica after {timeout} s: {state}"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def cluster(ha):
+    """host_firewall on the three machines, then playbooks/postgresql.yml (HA) twice."""
+    (ha.inventory / "group_vars" / "db.yml").write_text(yaml.safe_dump(HA_VARS, sort_keys=False))
+    ha.playbook(ROOT / "tests" / "roles" / "playbooks" / "host_firewall.yml").assert_ok()
+    # The test's client on the witness (Debian's psycopg2), before the role's apt runs there.
+    ha.ssh(WITNESS, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null", timeout=600)
+    first = ha.playbook(PLAYBOOK).assert_ok()
+    before = {h: started(ha, h) for h in DBS}
+    second = ha.playbook(PLAYBOOK)
+    return {"first": first, "second": second, "before": before}
+
+
+@dataclass
+class Ack:
+    n: int
+    sent: float
+    at: float
+    server: str
+
+
+class Writer:
+    """The client on the witness (writer.py): one table per test, started and stopped over SSH."""
+
+    def __init__(self, lab, table):
+        self.lab, self.table = lab, table
+        self.log, self.stop_file = f"/root/{table}.log", f"/root/{table}.stop"
+        addresses = ",".join(lab.hosts[h].private_ip for h in DBS)
+        # The multi-host connection string the app role builds (roles/app), with the client's timeouts.
+        self.dsn = (f"host={addresses} port=5432 dbname=app user=app password={APP_PASSWORD} target_session_attrs=read-write "
+                    "connect_timeout=2 tcp_user_timeout=5000 keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=2")
+
+    def __enter__(self):
+        script = (HERE / "writer.py").read_text()
+        self.lab.ssh(WITNESS, f"cat > {WRITER} <<'EOF'\n{script}\nEOF\nrm -f {self.log} {self.stop_file}")
+        self.lab.ssh(WITNESS, f"nohup python3 {WRITER} {shlex.quote(self.dsn)} {self.table} {self.log} {self.stop_file} "
+                              f">/root/{self.table}.out 2>&1 </dev/null & echo started")
+        self.wait_acks(20)
+        return self
+
+    def __exit__(self, *exc):
+        self.lab.ssh(WITNESS, f"touch {self.stop_file}", check=False)
+        time.sleep(0.5)
+
+    def lines(self):
+        return self.lab.ssh(WITNESS, f"cat {self.log}", timeout=30).stdout.splitlines()
+
+    def acks(self):
+        out = []
+        for line in self.lines():
+            parts = line.split()
+            if parts and parts[0] == "ack":
+                out.append(Ack(int(parts[1]), float(parts[2]), float(parts[3]), parts[4]))
+        return out
+
+    def errors(self):
+        return [line for line in self.lines() if line.startswith("err ")]
+
+    def wait_acks(self, count, since=0.0, server=None, timeout=90):
+        """Until count acknowledged writes after `since` (epoch), from `server` if given; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [a for a in self.acks() if a.at > since and (server is None or a.server == server)]
+            if len(got) >= count:
+                return got
+            assert time.monotonic() < deadline, (f"{self.table}: {len(got)} acknowledged writes after {since} in {timeout} s; "
+                                                 f"last lines: {self.lines()[-5:]}")
+            time.sleep(0.5)
+
+    def stored(self, host):
+        """The numbers the table holds on host."""
+        out = sql(self.lab, host, f"select n from {self.table}", database="app")
+        return {int(x) for x in out.split()} if out else set()
+
+
+def longest_gap(acks, start, end):
+    """The longest time without an acknowledged write between start and end (epochs): the write unavailability."""
+    times = [start] + sorted(a.at for a in acks if start < a.at < end) + [end]
+    return max(b - a for a, b in zip(times, times[1:]))

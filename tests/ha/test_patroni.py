@@ -1,0 +1,158 @@
+# Copyright (c) 2026, autoscale.hetzner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""postgresql_ha: patroni, proven from outside on the HA lab (tests/ha/ha_lab.py): two database
+servers under Patroni in synchronous mode, etcd on them and the witness. A client on the witness
+writes a numbered row every 50 ms through the multi-host connection string
+(target_session_attrs=read-write) and logs each acknowledged number; then a planned switchover, a
+hard power-off of the primary through the API, the old primary back, the primary cut off the private
+network, and a re-run of the role. The tests run in file order and each leaves a healthy cluster
+(two members, one primary) for the next.
+
+Run with `make test-ha` (its own session: see ha_lab.py)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from ha_lab import (  # noqa: F401  (fixtures)
+    DB1, DB2, DBS, HA_VARS, PLAYBOOK, SWITCHOVER, WITNESS, Writer, cluster, ha, longest_gap, primary, roles, skip_reason, sql, started,
+    wait_streaming)
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+
+
+def other(host):
+    return DB2 if host == DB1 else DB1
+
+
+def test_patroni_runs_the_cluster_and_a_second_run_changes_nothing(ha, cluster):
+    print(f"\nfirst run {cluster['first'].seconds:.0f} s, second run {cluster['second'].seconds:.0f} s")
+    cluster["second"].assert_unchanged()
+    for host in DBS:
+        assert started(ha, host) == cluster["before"][host], f"{host} was restarted by a run that changed nothing"
+    # The member labelled primary is where the cluster was created; the other is its synchronous replica.
+    assert roles(ha) == {DB1: "primary", DB2: "replica"}
+    wait_streaming(ha, DB2, timeout=30)
+    assert sql(ha, DB1, "select sync_state from pg_stat_replication") == "sync"
+    # Patroni's view, from its REST API on the private address: open to the other database server, not to the witness.
+    address = ha.hosts[DB1].private_ip
+    cluster_view = json.loads(ha.ssh(DB2, f"curl -sf http://{address}:8008/cluster").stdout)
+    members = {m["name"]: m["role"] for m in cluster_view["members"]}
+    assert members == {DB1: "leader", DB2: "sync_standby"}, cluster_view
+    assert ha.tcp(WITNESS, address, 8008) == "refused"
+    # The REST API refuses a change without its password; etcd refuses a client without a user.
+    refused = ha.ssh(DB2, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{}}' http://{address}:8008/restart")
+    assert refused.stdout.strip() == "401", refused.stdout
+    anonymous = ha.ssh(DB1, "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 get --prefix /postgresql-common/", check=False)
+    assert anonymous.returncode != 0 and "user name is empty" in anonymous.stderr, anonymous.stderr
+    # Three etcd members, on the private addresses.
+    members = ha.ssh(DB1, f"ETCDCTL_API=3 ETCDCTL_USER=root:{HA_VARS['postgresql_etcd_root_password']} "
+                          "etcdctl --endpoints=http://127.0.0.1:2379 member list -w json").stdout
+    urls = sorted(u for m in json.loads(members)["members"] for u in m["clientURLs"])
+    assert urls == sorted(f"http://{ha.hosts[h].private_ip}:2379" for h in (DB1, DB2, WITNESS))
+    # The data is on the volume (the role's mount), Patroni runs PostgreSQL there.
+    for host in DBS:
+        assert sql(ha, host, "show data_directory") == "/var/lib/postgresql/15/main"
+        assert ha.ssh(host, "findmnt -n -o SOURCE --target /var/lib/postgresql/15/main").stdout.startswith("/dev/")
+
+
+def test_switchover_loses_no_acknowledged_write_and_pauses_writes_briefly(ha, cluster):
+    old = primary(ha)
+    new = other(old)
+    with Writer(ha, "ha_switchover") as writer:
+        start = time.time()
+        run = ha.playbook(SWITCHOVER, extra_vars={"confirm": "yes"}).assert_ok()
+        end = time.time()
+        writer.wait_acks(20, since=end, server=ha.hosts[new].private_ip)
+    acks = writer.acks()
+    gap = longest_gap(acks, start, end)
+    print(f"\nswitchover {old} -> {new}: playbook {run.seconds:.1f} s, longest time without an acknowledged write {gap:.2f} s, "
+          f"{len(acks)} acknowledged writes, {len(writer.errors())} failed attempts")
+    assert roles(ha) == {new: "primary", old: "replica"}
+    wait_streaming(ha, old, timeout=60)
+    missing = {a.n for a in acks} - writer.stored(new)
+    assert not missing, f"acknowledged writes lost in the switchover: {sorted(missing)}"
+    assert gap < 10, f"writes stopped for {gap:.1f} s"
+
+
+def test_hard_poweroff_of_the_primary_fails_over_and_the_old_primary_rejoins(ha, cluster):
+    old = primary(ha)
+    new = other(old)
+    server = ha.api().servers.get_by_name(old)
+    with Writer(ha, "ha_failover") as writer:
+        writer.wait_acks(40)
+        killed = time.time()
+        ha.api().servers.power_off(server).wait_until_finished(max_retries=600)
+        resumed = writer.wait_acks(1, since=killed, server=ha.hosts[new].private_ip, timeout=120)[0]
+        writer.wait_acks(40, since=resumed.at)
+    acks = writer.acks()
+    resume = resumed.at - killed
+    before = [a for a in acks if a.at <= killed]
+    print(f"\npower-off of {old}: writes resumed on {new} {resume:.1f} s later; {len(acks)} acknowledged writes "
+          f"({len(before)} before), {len(writer.errors())} failed attempts")
+    stored = writer.stored(new)
+    missing = {a.n for a in acks} - stored
+    assert not missing, f"acknowledged writes missing on the new primary {new} (synchronous mode): {sorted(missing)}"
+    assert resume < 30, f"writes resumed {resume:.1f} s after the power-off"
+    assert roles(ha)[new] == "primary"
+    # Back on: Patroni on the old primary rewinds it and makes it a replica of the new one, with no manual step.
+    powered = time.monotonic()
+    ha.api().servers.power_on(server).wait_until_finished(max_retries=600)
+    streaming = wait_streaming(ha, old, timeout=300)
+    print(f"{old} streams from {new} {streaming - powered:.0f} s after its power-on")
+    assert roles(ha) == {new: "primary", old: "replica"}
+    # It has every row, the ones written while it was off too.
+    assert writer.stored(old) >= {a.n for a in acks}
+
+
+def test_a_primary_cut_off_the_private_network_never_leaves_two_writable_nodes(ha, cluster):
+    from localcloud.backends.nspawn.slots import Slot, recorded_slot  # pylint: disable=import-outside-toplevel
+    old = primary(ha)
+    new = other(old)
+    netns = Slot(recorded_slot(ha.dir / "cloud") or 0).netns("", ha.api().servers.get_by_name(old).id)
+    isolate = ("table inet lab_isolate {\n chain in { type filter hook input priority -300; iifname \"enp7s0\" drop; }\n"
+               " chain out { type filter hook output priority -300; oifname \"enp7s0\" drop; }\n}\n")
+    samples = []
+    with Writer(ha, "ha_isolation") as writer:
+        writer.wait_acks(40)
+        cut = time.time()
+        # From the host, outside the machine: its private interface drops everything (SSH on the public one goes on).
+        subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=isolate, text=True, check=True)
+        try:
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline:
+                samples.append((time.time(), roles(ha)))
+                time.sleep(0.5)
+            resumed = writer.wait_acks(1, since=cut, server=ha.hosts[new].private_ip, timeout=60)[0]
+        finally:
+            subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet", "lab_isolate"], check=False)
+        healed = time.time()
+        writer.wait_acks(20, since=healed, server=ha.hosts[new].private_ip)
+    both = [(t, r) for t, r in samples if list(r.values()).count("primary") > 1]
+    demoted = next((t for t, r in samples if r[old] != "primary"), None)
+    print(f"\n{old} cut off: it stopped accepting writes {demoted - cut if demoted else float('nan'):.1f} s later, "
+          f"writes resumed on {new} {resumed.at - cut:.1f} s later ({len(samples)} samples of pg_is_in_recovery() on both)")
+    assert not both, f"two primaries at once: {both[:3]}"
+    # The client's log says the same: after the first write acknowledged by the new primary, none by the old one.
+    acks = writer.acks()
+    late = [a for a in acks if a.server == ha.hosts[old].private_ip and a.at > resumed.at]
+    assert not late, f"{old} acknowledged writes after {new} took over: {late[:3]}"
+    missing = {a.n for a in acks} - writer.stored(new)
+    assert not missing, f"acknowledged writes lost: {sorted(missing)}"
+    wait_streaming(ha, old, timeout=240)
+    assert roles(ha) == {new: "primary", old: "replica"}
+
+
+def test_a_rerun_after_the_failovers_changes_nothing_and_restarts_nobody(ha, cluster):
+    # The labels still say db-1 is the primary; Patroni's primary is whichever it elected. The role follows Patroni.
+    now = roles(ha)
+    before = {h: started(ha, h) for h in DBS}
+    run = ha.playbook(PLAYBOOK)
+    run.assert_unchanged()
+    assert roles(ha) == now
+    assert {h: started(ha, h) for h in DBS} == before, "the re-run restarted PostgreSQL"
+    check = ha.playbook(PLAYBOOK, check=True)
+    check.assert_unchanged()
