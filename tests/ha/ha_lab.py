@@ -11,6 +11,7 @@ session (one local cloud with machines per host; both stacks are named rolelab, 
 inventory selects)."""
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -103,6 +104,30 @@ def wait_streaming(lab, host, timeout=240):
             return time.monotonic()
         assert time.monotonic() < deadline, f"{host} is not a streaming replica after {timeout} s: {state}"
         time.sleep(1)
+
+
+def wait_sync(lab, replica, timeout=90):
+    """Until Patroni's synchronous state in etcd names replica (only then may it take over in synchronous mode)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = lab.ssh(replica, f"curl -sf http://{lab.hosts[replica].private_ip}:8008/cluster", check=False)
+        try:
+            members = {m["name"]: m["role"] for m in json.loads(proc.stdout)["members"]}
+        except (ValueError, KeyError):
+            members = {}
+        if members.get(replica) == "sync_standby":
+            return
+        assert time.monotonic() < deadline, f"{replica} is not Patroni's synchronous standby after {timeout} s: {members}"
+        time.sleep(1)
+
+
+def patroni_log(lab, hosts):
+    """The end of Patroni's journal on each reachable host (for a failure message)."""
+    out = []
+    for host in hosts:
+        proc = lab.ssh(host, "journalctl -u patroni@15-main -n 40 --no-pager -o cat", check=False, timeout=20)
+        out.append(f"--- {host}\n{proc.stdout[-4000:]}")
+    return "\n".join(out)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ import time
 import pytest
 
 from ha_lab import (  # noqa: F401  (fixtures)
-    DB1, DB2, DBS, HA_VARS, PLAYBOOK, SWITCHOVER, WITNESS, Writer, cluster, ha, longest_gap, primary, roles, skip_reason, sql, started,
-    wait_streaming)
+    DB1, DB2, DBS, HA_VARS, PLAYBOOK, SWITCHOVER, WITNESS, Writer, cluster, ha, longest_gap, patroni_log, primary, roles, skip_reason,
+    sql, started, wait_streaming, wait_sync)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
@@ -82,11 +82,15 @@ def test_hard_poweroff_of_the_primary_fails_over_and_the_old_primary_rejoins(ha,
     old = primary(ha)
     new = other(old)
     server = ha.api().servers.get_by_name(old)
+    wait_sync(ha, new)
     with Writer(ha, "ha_failover") as writer:
         writer.wait_acks(40)
         killed = time.time()
         ha.api().servers.power_off(server).wait_until_finished(max_retries=600)
-        resumed = writer.wait_acks(1, since=killed, server=ha.hosts[new].private_ip, timeout=120)[0]
+        try:
+            resumed = writer.wait_acks(1, since=killed, server=ha.hosts[new].private_ip, timeout=120)[0]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{patroni_log(ha, [new])}") from None
         writer.wait_acks(40, since=resumed.at)
     acks = writer.acks()
     resume = resumed.at - killed
@@ -113,6 +117,7 @@ def test_a_primary_cut_off_the_private_network_never_leaves_two_writable_nodes(h
     old = primary(ha)
     new = other(old)
     netns = Slot(recorded_slot(ha.dir / "cloud") or 0).netns("", ha.api().servers.get_by_name(old).id)
+    wait_sync(ha, new)
     isolate = ("table inet lab_isolate {\n chain in { type filter hook input priority -300; iifname \"enp7s0\" drop; }\n"
                " chain out { type filter hook output priority -300; oifname \"enp7s0\" drop; }\n}\n")
     samples = []
