@@ -6,7 +6,7 @@ tarball into an empty collections path where only the dependencies galaxy.yml de
 that path as if installed earlier), then from that path alone (no sys.path scan, so neither this
 checkout nor the other bundled collections are visible):
 
-- `ansible-doc` of every module, filter, the inventory plugin and every role (argument_specs);
+- `ansible-doc` of every module, filter, lookup, the inventory plugin and every role (argument_specs);
 - every FQCN the installed files use resolves, to this collection, ansible.builtin or a declared
   dependency, and every declared dependency is used (galaxy.yml declares exactly what is used);
 - one module run from the installed copy against the local cloud.
@@ -43,7 +43,8 @@ DEV_ONLY = re.compile(r"^(localcloud|tests|scripts|\.ci|\.config|build|roles/[^/
                       r"|^docs/(development|localcloud|machines|benchmarks|architecture)\.md$")
 USER_FILES = ["MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
               "meta/execution-environment.yml", "requirements.txt", "plugins/inventory/hcloud.py",
-              "plugins/modules/stack.py", "plugins/module_utils/pricing.py", "playbooks/provision.yml",
+              "plugins/modules/stack.py", "plugins/module_utils/pricing.py", "plugins/lookup/hcloud_token.py",
+              "playbooks/provision.yml",
               "playbooks/destroy.yml", "bindep.txt", "docs/migrating.md", "docs/provisioning.md", "docs/runbook.md"]
 
 FQCN = re.compile(r"(?<![\w.])(?:group/)?([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?![\w])")
@@ -133,10 +134,11 @@ def test_ansible_doc_shows_every_plugin_and_role_from_the_installed_copy(install
     bin_dir, env, path = installed
     modules = sorted("autoscale.hetzner." + p.stem for p in (path / "plugins" / "modules").glob("*.py"))
     filters = sorted("autoscale.hetzner." + p.stem for p in (path / "plugins" / "filter").glob("*.yml"))
+    lookups = sorted("autoscale.hetzner." + p.stem for p in (path / "plugins" / "lookup").glob("*.py"))
     roles = sorted("autoscale.hetzner." + p.name for p in (path / "roles").iterdir() if p.is_dir())
-    assert modules and roles
-    for kind, names in (("module", modules), ("filter", filters), ("inventory", ["autoscale.hetzner.hcloud"]),
-                        ("role", roles)):
+    assert modules and lookups and roles
+    for kind, names in (("module", modules), ("filter", filters), ("lookup", lookups),
+                        ("inventory", ["autoscale.hetzner.hcloud"]), ("role", roles)):
         docs = json.loads(run([bin_dir / "ansible-doc", "-t", kind, "--json"] + names, env, path.parent).stdout)
         assert sorted(docs) == names, (kind, sorted(docs))
         for name, doc in docs.items():

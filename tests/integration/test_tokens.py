@@ -11,12 +11,15 @@ Every run gets a HOME of its own, so the CLI context comes only from the cli.tom
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from test_stack import PUBLIC_KEY, new_project
 
 BIN = Path(sys.executable).parent
 WRONG = "wrong-token-f00d1e55c0ffee"         # the local cloud answers 401 unauthorized to it
@@ -181,3 +184,45 @@ def test_cli_toml_written_here_is_what_the_hcloud_cli_reads(localcloud, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run(["hcloud", "context", "active"], env=env, capture_output=True, text=True, check=False)
     assert proc.stdout.strip() == "lab"
+
+
+# site.yml and verify.yml check and use the token themselves (the input check before anything changes, the
+# GET /pricing of the summary): through the autoscale.hetzner.hcloud_token lookup they take the same sources,
+# in the same order, as the modules. Both run here on a project of their own without machines: site.yml is
+# stopped by its input check (a bad admin_sources, so that it provisions nothing), verify.yml reads an empty
+# project (no host to ask, no URL) and prices the declared volume and load balancer.
+MINIMAL = Path(__file__).resolve().parents[2] / "inventories" / "minimal"
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+SITE_VARS = json.dumps({"admin_public_key": PUBLIC_KEY, "admin_sources": ["not-a-network"]})
+
+
+def token_sources(token):
+    return {
+        "HCLOUD_TOKEN": ({"HCLOUD_TOKEN": token}, None),
+        "HETZNER_API_TOKEN": ({"HETZNER_API_TOKEN": token}, None),
+        "CLI active context": ({}, ("lab", {"other": WRONG, "lab": token})),
+    }
+
+
+def test_site_yml_input_check_takes_every_token_source_the_modules_take(localcloud, runner):
+    token = new_project(localcloud, "tokens-site")
+    site = ["-vvvv", "-i", str(MINIMAL), str(PLAYBOOKS / "site.yml"), "-e", SITE_VARS]
+    for case, (env, cli) in token_sources(token).items():
+        rc, out = runner("ansible-playbook", site, env, cli)
+        # stopped by the admin_sources problem alone: the token was found
+        assert rc == 2 and "admin_sources: not-a-network is not an IP address or CIDR" in out, "%s: %s" % (case, out[-3000:])
+        assert "HCLOUD_TOKEN: not set" not in out, "%s: the input check did not find the token\n%s" % (case, out[-3000:])
+        assert_no_token(out, token, WRONG)
+    rc, out = runner("ansible-playbook", site)
+    assert rc == 2 and "HCLOUD_TOKEN: not set, nor HETZNER_API_TOKEN, nor an hcloud CLI context" in out, out[-3000:]
+    assert "hcloud context create" in out and ".env" in out
+
+
+def test_verify_yml_prices_the_stack_with_every_token_source(localcloud, runner):
+    token = new_project(localcloud, "tokens-verify")
+    verify = ["-vvvv", "-i", str(MINIMAL), str(PLAYBOOKS / "verify.yml"), "-e", json.dumps({"admin_public_key": PUBLIC_KEY})]
+    for case, (env, cli) in token_sources(token).items():
+        rc, out = runner("ansible-playbook", verify, env, cli)
+        assert rc == 0, "%s: %s" % (case, out[-3000:])
+        assert "Monthly cost (the API's prices): " in out and "Monthly cost: unknown" not in out, "%s: %s" % (case, out[-3000:])
+        assert_no_token(out, token, WRONG)
