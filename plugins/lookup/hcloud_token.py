@@ -12,13 +12,12 @@ version_added: 0.1.0
 short_description: The Hetzner Cloud API token the collection's modules would use
 description:
   - Returns the first token found, in the order the modules and the inventory plugin use when their
-    C(api_token) option is not set
-    - the E(HCLOUD_TOKEN) environment variable,
-    - the E(HETZNER_API_TOKEN) environment variable (a C(.env) file exported with C(set -a; . ./.env)),
-    - the token of the hcloud CLI's active context in C(~/.config/hcloud/cli.toml) (or E(HCLOUD_CONFIG),
-      context E(HCLOUD_CONTEXT) or the file's C(active_context)).
+    C(api_token) option is not set. First the E(HCLOUD_TOKEN) environment variable, then E(HETZNER_API_TOKEN)
+    (a C(.env) file exported with C(set -a; . ./.env)), then the token of the hcloud CLI's active context in
+    C(~/.config/hcloud/cli.toml) (or E(HCLOUD_CONFIG); the context E(HCLOUD_CONTEXT), else the file's
+    C(active_context)).
   - Returns an empty string when there is none, so a playbook can say what to set.
-  - The value is a secret: use it only where it is not printed (a length check, a C(no_log) task).
+  - The value is a secret. Use it only where it is not printed, in a length check or a C(no_log) task.
 author:
   - autoscale.hetzner contributors (@autoscale)
 options: {}
