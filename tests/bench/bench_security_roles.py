@@ -65,7 +65,11 @@ def main():
         print(f"## Security roles\n\nNot run: {reason}.\n")
         return
     stack = rolelab.load_stack()
-    stack["tiers"] = [t for t in stack["tiers"] if t["name"] in ("web", "app", "db")]
+    # Only the measured hosts: the lab's other servers (db-2, the monitoring server) and their
+    # volumes would only add load to the host while the roles are timed.
+    stack["tiers"] = [dict(t, servers=[s for s in t["servers"] if s["name"] in BENCH_HOSTS]) for t in stack["tiers"]]
+    stack["tiers"] = [t for t in stack["tiers"] if t["servers"]]
+    stack["volumes"] = [v for v in stack.get("volumes", []) if v.get("server") in BENCH_HOSTS]
     with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
         lab = rolelab.Lab(Path(tmp), stack=copy.deepcopy(stack))
         try:
