@@ -186,6 +186,16 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+def outcome(counts: dict[str, dict[str, int]]) -> str:
+    """What the recap says about the servers. No recap (site.yml interrupted, or failed before its
+    end) says nothing about them: then that, not "changed=0"."""
+    servers = {h: c for h, c in counts.items() if h != "localhost"}
+    if not servers:
+        return "no play recap for the servers (site.yml did not get to its end)"
+    changed = [h for h, c in servers.items() if c["changed"]]
+    return "changed=0 on every host" if not changed else f"changed on {len(changed)} of {len(servers)} hosts"
+
+
 def up(scenario: str) -> int:
     if scenario not in SCENARIOS:
         raise DemoError(f"DEMO_SCENARIO: {scenario!r} is not a scenario; set DEMO_SCENARIO=minimal or DEMO_SCENARIO=production.")
@@ -197,12 +207,9 @@ def up(scenario: str) -> int:
     cloud = start_cloud(work / "cloud")
     vars_file = write_vars(work, key, controller_ip(work / "cloud"))
     rc, output, seconds = run_site(scenario, work, ansible_env(work, cloud), vars_file)
-    counts = recap(output)
-    servers = {h: c for h, c in counts.items() if h != "localhost"}
-    changed = {h: c["changed"] for h, c in servers.items() if c["changed"]}
     print()
     say(f"site.yml for {scenario}: rc {rc} in {seconds:.0f} s ({time.monotonic() - started:.0f} s in all); "
-        + ("changed=0 on every host" if not changed else f"changed on {len(changed)} of {len(servers)} hosts"))
+        + outcome(recap(output)))
     if rc != 0:
         say(f"site.yml failed; the log is {work / 'site.log'}. Fix what it says and run make demo again.")
         return rc

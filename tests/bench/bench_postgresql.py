@@ -173,6 +173,17 @@ def report(args, r):
     print()
 
 
+def bench_stack() -> dict:
+    """The role lab's db tier with its two data volumes (tests/integration/test_bench_stacks.py has the
+    stack module plan it)."""
+    stack = rolelab.load_stack()
+    stack["tiers"] = [t for t in stack["tiers"] if t["name"] == "db"]
+    stack["firewalls"] = [f for f in stack["firewalls"] if f["name"] in stack["tiers"][0]["firewalls"]]
+    stack["volumes"] = [v for v in stack["volumes"] if v["name"] in ("rolelab-db-1-data", "rolelab-db-2-data")]
+    stack["load_balancers"] = []     # the lab's load balancer targets the web tier, which is not here
+    return stack
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=30)
@@ -187,10 +198,7 @@ def main():
         return
     # SIGTERM (a killed make) ends like Ctrl-C: through the finally below, which tears the cloud down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    stack = rolelab.load_stack()
-    stack["tiers"] = [t for t in stack["tiers"] if t["name"] == "db"]
-    stack["firewalls"] = [f for f in stack["firewalls"] if f["name"] in stack["tiers"][0]["firewalls"]]
-    stack["volumes"] = [v for v in stack["volumes"] if v["name"] in ("rolelab-db-1-data", "rolelab-db-2-data")]
+    stack = bench_stack()
     with tempfile.TemporaryDirectory(prefix="bench-postgresql-") as tmp:
         lab = rolelab.Lab(Path(tmp), stack=stack)
         t0 = time.monotonic()
