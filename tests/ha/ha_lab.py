@@ -16,7 +16,6 @@ import os
 import shlex
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,13 +148,10 @@ def converge(lab, extra_vars: dict | None = None):
     the client's psycopg2 on the witness, then the first run of playbooks/postgresql.yml. Returns that run."""
     (lab.inventory / "group_vars" / "db.yml").write_text(yaml.safe_dump({**HA_VARS, **(extra_vars or {})}, sort_keys=False))
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # The test's client on the witness (Debian's psycopg2), beside host_firewall's run: the two
-        # share no package (host_firewall installs nftables); apt-get waits for the other's dpkg lock.
-        client = pool.submit(lab.ssh, WITNESS, "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "
-                                               "install -y -qq python3-psycopg2 >/dev/null", timeout=600)
-        lab.playbook(ROOT / "tests" / "roles" / "playbooks" / "host_firewall.yml").assert_ok()
-        client.result()
+    lab.playbook(ROOT / "tests" / "roles" / "playbooks" / "host_firewall.yml").assert_ok()
+    # The test's client on the witness (Debian's psycopg2), after host_firewall's run (its apt cache
+    # update; a fresh machine has no package lists) and before the role's apt runs there.
+    lab.ssh(WITNESS, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null", timeout=600)
     lab.timings["host_firewall + client"] = time.monotonic() - t0
     first = lab.playbook(PLAYBOOK).assert_ok()
     lab.timings["postgresql.yml, first run"] = first.seconds
