@@ -164,7 +164,7 @@ def test_a_rerun_after_the_failovers_changes_nothing_and_the_summary_shows_patro
     run = ha.playbook(HERE / "playbooks" / "postgresql_and_verify.yml")
     assert roles(ha) == now
     assert {h: started(ha, h) for h in DBS} == before, "the re-run restarted PostgreSQL"
-    changed = {h: c["changed"] for h, c in run.recap.items() if c["changed"]}
+    changed = {h: c["changed"] for h, c in run.recap.items() if c["changed"] and h != "localhost"}   # localhost: verify.yml only
     assert not changed, f"changed on a re-run: {changed}; tasks: {run.changed_tasks}"
     failed = {h: c for h, c in run.recap.items() if c["failed"] or c["unreachable"]}
     # verify.yml asks for the services of site.yml's other roles too (fail2ban, the exporters, Prometheus);
@@ -174,7 +174,7 @@ def test_a_rerun_after_the_failovers_changes_nothing_and_the_summary_shows_patro
     summary = run.output[run.output.index("TASK [Show the summary]"):]
     # Each database server is asked for Patroni's unit (not Debian's), every etcd member for etcd: all active.
     for host in DBS + (WITNESS,):
-        line = next(x for x in summary.splitlines() if x.strip().strip('",').startswith(host + " "))
+        line = next(x for x in summary.splitlines() if x.strip().strip('",').strip().startswith(host + " "))
         services, _, down = line.partition("NOT active:")
         for unit in ["etcd"] + (["patroni@15-main"] if host in DBS else []):
             assert f" {unit}" in services and unit not in down, line
