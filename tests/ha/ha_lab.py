@@ -12,6 +12,7 @@ inventory selects)."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -58,10 +59,22 @@ def ha_stack() -> dict:
     return stack
 
 
+def ha_skip_reason() -> str | None:
+    """Why the HA lab cannot run here (not root, no Linux...), or None. In CI (CI=true, .ci/run) the
+    tests fail instead of skipping: a skipped HA lab would leave `make test` green without any failover."""
+    return skip_reason()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 @pytest.fixture(scope="session")
 def ha(request, tmp_path_factory):
-    reason = skip_reason()
+    reason = ha_skip_reason()
     if reason:
+        if in_ci():
+            pytest.fail(f"the HA lab cannot run in CI: {reason}")
         pytest.skip(reason)
     lab = Lab(tmp_path_factory.mktemp("halab"), stack=ha_stack())
     request.session.config.add_cleanup(lab.close)
@@ -130,16 +143,29 @@ def patroni_log(lab, hosts):
     return "\n".join(out)
 
 
+def converge(lab, extra_vars: dict | None = None):
+    """The Patroni cluster on the lab (HA_VARS, plus extra_vars): host_firewall on the three machines,
+    the client's psycopg2 on the witness, then the first run of playbooks/postgresql.yml. Returns that run."""
+    (lab.inventory / "group_vars" / "db.yml").write_text(yaml.safe_dump({**HA_VARS, **(extra_vars or {})}, sort_keys=False))
+    t0 = time.monotonic()
+    lab.playbook(ROOT / "tests" / "roles" / "playbooks" / "host_firewall.yml").assert_ok()
+    # The test's client on the witness (Debian's psycopg2), after host_firewall's run (its apt cache
+    # update; a fresh machine has no package lists) and before the role's apt runs there.
+    lab.ssh(WITNESS, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null", timeout=600)
+    lab.timings["host_firewall + client"] = time.monotonic() - t0
+    first = lab.playbook(PLAYBOOK).assert_ok()
+    lab.timings["postgresql.yml, first run"] = first.seconds
+    return first
+
+
 @pytest.fixture(scope="session")
 def cluster(ha):
-    """host_firewall on the three machines, then playbooks/postgresql.yml (HA) twice."""
-    (ha.inventory / "group_vars" / "db.yml").write_text(yaml.safe_dump(HA_VARS, sort_keys=False))
-    ha.playbook(ROOT / "tests" / "roles" / "playbooks" / "host_firewall.yml").assert_ok()
-    # The test's client on the witness (Debian's psycopg2), before the role's apt runs there.
-    ha.ssh(WITNESS, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null", timeout=600)
-    first = ha.playbook(PLAYBOOK).assert_ok()
+    """The cluster (converge), then playbooks/postgresql.yml (HA) a second time."""
+    first = converge(ha)
     before = {h: started(ha, h) for h in DBS}
     second = ha.playbook(PLAYBOOK)
+    ha.timings["postgresql.yml, second run"] = second.seconds
+    print("\nHA lab: " + ", ".join(f"{k} {v:.0f} s" for k, v in ha.timings.items()))
     return {"first": first, "second": second, "before": before}
 
 
