@@ -4,7 +4,7 @@
 Platform and Python tools run them: a private data directory, the runner's own event callback, the token in the
 environment. On the local cloud without machines: provision.yml of the minimal scenario for real, then status.yml
 reading it back. site.yml needs machines (it configures the servers over SSH; with --check on an empty project it
-stops at "the inventory finds no server"): tests/e2e/test_site.py runs its second site.yml run through
+shows the plan and ends, test_site_check.py): tests/e2e/test_site.py runs its second site.yml run through
 ansible_runner.run on the end-to-end stack."""
 
 from __future__ import annotations

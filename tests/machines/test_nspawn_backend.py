@@ -81,6 +81,57 @@ def test_ssh_login_with_the_api_key(cloud, ssh):
     assert ssh.run(ip(specs, 1), ". /etc/os-release; echo $VERSION_CODENAME").stdout.strip() == "bookworm"
 
 
+def inotify_instances(pid_namespace: str) -> int:
+    """The inotify instances the processes of one PID namespace (a machine) hold."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") != pid_namespace:
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                count += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify"
+        except OSError:         # the process or the descriptor went away meanwhile
+            continue
+    return count
+
+
+def test_opening_the_backend_raises_the_host_inotify_limits_the_machines_need(cloud, ssh, tmp_path):
+    """The machines' services take inotify instances from root's host-wide limit; Debian's 128 (CI's fresh host)
+    is used up by about two labs. Opening a backend raises the limits, never lowers them."""
+    from localcloud.backends.nspawn.host import (INOTIFY_INSTANCES_PER_MACHINE, INOTIFY_LIMITS,
+                                                 INOTIFY_MACHINES_PER_SLOT)
+    from localcloud.backends.nspawn.slots import SLOTS
+    backend, specs = cloud
+    for spec in specs.values():
+        ssh.wait(spec.public_ipv4, timeout=60)
+    # what a booted machine takes (systemd, journald, logind, dbus: 8 on Debian 12 and 13); the per-machine
+    # allowance leaves room for the services the roles add (Prometheus, Alertmanager, fail2ban, ...)
+    taken = {sid: inotify_instances(os.readlink(f"/proc/{backend._machine(sid).init_pid()}/ns/pid")) for sid in specs}
+    assert all(0 < n <= INOTIFY_INSTANCES_PER_MACHINE // 4 for n in taken.values()), taken
+    sysctl = {name: Path("/proc/sys") / name.replace(".", "/") for name in INOTIFY_LIMITS}
+    before = {name: int(path.read_text()) for name, path in sysctl.items()}
+    instances = "fs.inotify.max_user_instances"
+    try:
+        # as on a fresh host (the value goes back up at once, in the open() below: other labs may be running)
+        sysctl[instances].write_text("128\n")
+        opened = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT, slot="auto")
+        opened.open(tmp_path / "raised")
+        opened.close()
+        now = {name: int(path.read_text()) for name, path in sysctl.items()}
+        assert now[instances] >= SLOTS * INOTIFY_MACHINES_PER_SLOT * max(taken.values()) * 4, now
+        assert all(now[name] >= max(floor, before[name]) for name, floor in INOTIFY_LIMITS.items()), (now, before)
+        # a higher value (set by hand) stays
+        sysctl[instances].write_text(f"{INOTIFY_LIMITS[instances] + 1}\n")
+        opened = NspawnBackend(lock_wait=MACHINES_LOCK_WAIT, slot="auto")
+        opened.open(tmp_path / "kept")
+        opened.close()
+        assert int(sysctl[instances].read_text()) == INOTIFY_LIMITS[instances] + 1
+    finally:
+        for name, path in sysctl.items():       # never leave the host below where it was
+            if int(path.read_text()) < before[name]:
+                path.write_text(f"{before[name]}\n")
+
+
 def test_cloud_config_user_data_runs(cloud, ssh):
     _, specs = cloud
     host = ip(specs, 3)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..base import LoadBalancerSpec, MachineBackend, NetworkAttachment, ServerSpec, VolumeSpec, resolved
 from . import firewall, images
-from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log,
+from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log, raise_inotify_limits,
                    require_root_linux, run, safe_rmtree)
 from .hostkeys import HostKeyPool
 from .loadbalancer import LoadBalancer, teardown_load_balancers
@@ -63,6 +63,7 @@ class NspawnBackend(MachineBackend):
         """Cheap: checks, the host lock, and cleaning up after a previous run that was killed.
         Packages, bridge, proxy and base images come on first use (or from warm_up())."""
         require_root_linux()
+        raise_inotify_limits()          # the machines' services count against root's host-wide limits
         self.state_dir = Path(state_dir).resolve()
         base = self.state_dir / "machines"
         base.mkdir(parents=True, exist_ok=True)

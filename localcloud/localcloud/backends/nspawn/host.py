@@ -80,6 +80,42 @@ def require_root_linux() -> None:
                            "use --machines none)")
 
 
+# The machines run as the host's root (no user namespace), so every inotify instance and watch their
+# systemd, journald, logind, dbus and services (Prometheus, Alertmanager, ...) take counts against root's
+# host-wide limits. Debian's default of 128 instances is used up by about two labs side by side (18
+# booted machines take 8 each; a configured monitoring host more), and then a service in a machine fails
+# with "too many open files" (Prometheus did). Sized for every slot full: SLOTS (8) local clouds of up to
+# INOTIFY_MACHINES_PER_SLOT machines taking up to INOTIFY_INSTANCES_PER_MACHINE instances each (8x a
+# booted machine's). Watches (a booted machine holds about 30): half the kernel's largest default.
+# Only ever raised, never lowered (the host may need more for its own reasons).
+INOTIFY_MACHINES_PER_SLOT = 16
+INOTIFY_INSTANCES_PER_MACHINE = 64
+INOTIFY_LIMITS = {
+    "fs.inotify.max_user_instances": 8 * INOTIFY_MACHINES_PER_SLOT * INOTIFY_INSTANCES_PER_MACHINE,   # 8192
+    "fs.inotify.max_user_watches": 524288,
+}
+
+
+def raise_inotify_limits(limits: dict[str, int] | None = None) -> dict[str, int]:
+    """Raise the host's inotify limits to at least `limits` (never lower them); return the values now.
+    A host that does not let us write them (a read-only /proc/sys) gets a warning with the command."""
+    now = {}
+    for name, floor in (INOTIFY_LIMITS if limits is None else limits).items():
+        path = Path("/proc/sys") / name.replace(".", "/")
+        current = int(path.read_text())
+        if current < floor:
+            try:
+                path.write_text(f"{floor}\n")
+                log.warning("raised %s from %d to %d (host-wide, until reboot): the machines' services take "
+                            "inotify instances and watches from root's limits", name, current, floor)
+                current = floor
+            except OSError as exc:
+                log.warning("%s is %d, below the %d the machines may need, and cannot be raised (%s): "
+                            "run sysctl -w %s=%d", name, current, floor, exc, name, floor)
+        now[name] = current
+    return now
+
+
 _pkg_lock = threading.Lock()
 
 
