@@ -128,11 +128,3 @@ def test_sigint_reaches_every_member_and_no_further_step_starts(project):
     assert "interruptible tore its lab down" in (project / "logs" / "interruptible.log").read_text()
     assert "after runs" not in output and "=== interrupted" in output, output
     assert summary(output)["interruptible"][0] == "FAILED"
-
-
-def test_make_test_runs_the_end_to_end_tests_with_the_role_lab():
-    """issue 14: site.yml end to end is a step of `make test` (in the machine labs' parallel group)."""
-    dry = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env={k: v for k, v in os.environ.items() if k not in ("TEST_STEPS", "MAKEFLAGS")})
-    command = next(line for line in dry.stdout.splitlines() if "test_steps.sh" in line)
-    assert "test-roles+test-e2e" in command.split(), command
