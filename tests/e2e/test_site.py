@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
@@ -90,9 +91,16 @@ class Demo:
         private = self.dir / name
         private.mkdir(exist_ok=True)
         t0 = time.monotonic()
-        result = ansible_runner.run(private_data_dir=str(private), playbook=str(ROOT / "playbooks" / "site.yml"),
-                                    inventory=str(ROOT / "inventories" / "minimal"), extravars=extravars,
-                                    cmdline=f"-e @{work / 'demo-vars.yml'}", envvars=envvars, quiet=True, timeout=3600)
+        # ansible_runner.run installs SIGINT/SIGTERM handlers of its own in this process and leaves them there:
+        # afterwards pytest ignored Ctrl-C and make test's SIGINT, and the lab was never torn down.
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            result = ansible_runner.run(private_data_dir=str(private), playbook=str(ROOT / "playbooks" / "site.yml"),
+                                        inventory=str(ROOT / "inventories" / "minimal"), extravars=extravars,
+                                        cmdline=f"-e @{work / 'demo-vars.yml'}", envvars=envvars, quiet=True, timeout=3600)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         print(f"\nansible_runner.run site.yml: {result.status} rc {result.rc} in {time.monotonic() - t0:.0f} s")
         return result
 
