@@ -11,12 +11,13 @@ import html
 import json
 import re
 import shutil
+import sys
 from decimal import Decimal
 
 import pytest
 import requests
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from test_cost import expected_cost, get_pricing
 from test_destroy import create_foreign_server
 from test_stack import PUBLIC_KEY, admin_url, converge, list_all, new_project, power_off, server_stats
@@ -33,13 +34,13 @@ def minimal_with_load_balancer():
     return scenario("minimal", admin_public_key=PUBLIC_KEY, web_load_balancer=True)
 
 
-def status(run_playbook, token, stack, report_dir, *extra):
+def status(run_playbook, token, stack, report_dir, *extra, args=()):
     """status.yml with the JSON callback: (PlaybookResult, stack_info result, the report's files)."""
     extra_vars = {"admin_public_key": PUBLIC_KEY, "hetzner_stack": stack, "status_dir": str(report_dir)}
     for item in extra:
         extra_vars.update(item)
     result = run_playbook(str(ROOT / "playbooks" / "status.yml"), extra_vars=extra_vars,
-                          args=["-i", str(ROOT / "inventories" / "minimal" / "hosts.ini")],
+                          args=["-i", str(ROOT / "inventories" / "minimal" / "hosts.ini"), *args],
                           env={"HCLOUD_TOKEN": token, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     data = json.loads(result.stdout)
     tasks = {t["task"]["name"]: t["hosts"]["localhost"] for play in data["plays"] for t in play["tasks"]}
@@ -79,6 +80,11 @@ def test_status_tables_cost_drift_health_and_diagram(localcloud, run_playbook, t
     assert "## Servers" in shown and "## Load balancers" in shown and "## Drift" in shown and "## Health" in shown
     assert re.search(r"\| made-by-hand \| \d+ \| running \| cx23 in nbg1.* \| outside \|", shown), shown
     assert "Monthly cost now: \u20ac%s" % gross.quantize(Decimal("0.01")) in shown
+    # no monitoring host in this inventory (the servers are not in it): no Prometheus, said plainly
+    prometheus = info["health"]["prometheus"]
+    assert prometheus["available"] is False and prometheus["services"] == []
+    assert prometheus["problem"] == "no monitoring host: the inventory's group monitoring is empty"
+    assert "No service health from Prometheus: no monitoring host: the inventory's group monitoring is empty." in shown
 
     report = (tmp_path / "first" / "status.md").read_text()
     dot = (tmp_path / "first" / "status.dot").read_text()
@@ -103,8 +109,20 @@ def test_status_tables_cost_drift_health_and_diagram(localcloud, run_playbook, t
     volume = changed.pop("volumes")[0]["name"]
     off = next(s for s in list_all(localcloud, token, "servers") if s["name"] == "autoscale-min-web-2")
     power_off(localcloud, token, off["id"])
-    run, info, tasks = status(run_playbook, token, changed, tmp_path / "second", {"status_fail_on_drift": True})
+    # a monitoring host that cannot be reached over SSH (nothing listens on its port): a line of the report
+    ssh_port, prometheus_port = free_port(), free_port()
+    monitoring = tmp_path / "monitoring.ini"
+    monitoring.write_text(
+        "[monitoring]\n"
+        "unreachable-monitor ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=%d prometheus_listen_ip=10.0.1.20\n"
+        % ssh_port)
+    run, info, tasks = status(run_playbook, token, changed, tmp_path / "second", {"status_fail_on_drift": True},
+                              args=["-i", str(monitoring)])
     assert run.rc != 0
+    prometheus = info["health"]["prometheus"]
+    assert prometheus["available"] is False and prometheus["host"] == "unreachable-monitor"
+    assert prometheus["url"] == "http://10.0.1.20:9090"
+    assert prometheus["problem"].startswith("the monitoring host unreachable-monitor is unreachable: "), prometheus
     assert info["in_sync"] is False
     assert info["drift"]["missing"] == [{"type": "server", "name": "autoscale-min-web-4"}]
     assert info["drift"]["changed"] == [   # servers are declared running: one switched off is drift too
@@ -120,3 +138,20 @@ def test_status_tables_cost_drift_health_and_diagram(localcloud, run_playbook, t
     report = (tmp_path / "second" / "status.md").read_text()   # written before failing
     assert "autoscale-min-web-4" in report and "server_type ccx23 -> ccx33" in report
     assert "| autoscale-min-web-2 |" in report and "| off | PROBLEM |" in report
+
+    # a monitoring host where Prometheus does not answer (nothing on its port), in check mode: the GET is still
+    # sent on that host (a read), the playbook succeeds and says why there is no service health
+    monitoring.write_text(
+        "[monitoring]\n"
+        "quiet-monitor ansible_connection=local ansible_python_interpreter=%s prometheus_listen_ip=127.0.0.1 "
+        "prometheus_port=%d\n" % (sys.executable, prometheus_port))
+    run, info, tasks = status(run_playbook, token, stack, tmp_path / "third", args=["-i", str(monitoring), "--check"])
+    assert run.rc == 0, run.output[-3000:]
+    prometheus = info["health"]["prometheus"]
+    assert prometheus["problem"].startswith(
+        "Prometheus at http://127.0.0.1:%d did not answer on quiet-monitor: " % prometheus_port), prometheus
+    assert "Connection refused" in prometheus["problem"], prometheus
+    assert prometheus["available"] is False
+    assert tasks["Ask Prometheus for its alerts on the monitoring host (reads only)"].get("skipped") is True
+    shown = "\n".join(tasks["Show the status"]["msg"])
+    assert "Prometheus: no service health (Prometheus at http://127.0.0.1:%d did not answer" % prometheus_port in shown
