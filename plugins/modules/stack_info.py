@@ -40,8 +40,8 @@ options:
   prometheus:
     description:
       - What Prometheus answered about the stack's services, asked on the monitoring host (Prometheus listens on its
-        private address only; C(playbooks/status.yml) asks it there). RV(health.prometheus) turns it into one row
-        per server and service; when it is not given, or gives O(prometheus.problem), RV(health.prometheus) says
+        private address only; C(playbooks/status.yml) asks it there). RV(health) (its C(prometheus)) turns it into one row
+        per server and service; when it is not given, or gives O(prometheus.problem), it says
         there is no service health and why.
     type: dict
     suboptions:
@@ -195,9 +195,9 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.status import st
 def main():
     spec = common_argument_spec()
     spec["declaration"] = dict(type="dict", required=True)
-    spec["prometheus"] = dict(type="dict", options=dict(host=dict(type="str"), url=dict(type="str"),
-                                                         targets=dict(type="dict"), alerts=dict(type="dict"),
-                                                         problem=dict(type="str")))
+    spec["prometheus"] = dict(type="dict", options=dict(
+        host=dict(type="str"), url=dict(type="str"), targets=dict(type="dict"), alerts=dict(type="dict"),
+        problem=dict(type="str")))
     module = HetznerModule(argument_spec=spec, supports_check_mode=True)
     declaration, problems = specs.validate(specs.STACK_DECLARATION, module.params["declaration"])
     for key in specs.STACK_DECLARATION:
