@@ -113,10 +113,12 @@ ansible14_venv() {
 # --- promtool and amtool (Debian's prometheus and prometheus-alertmanager, unpacked) -------
 # The monitoring tests check the alert rules with `promtool test rules` and the Alertmanager
 # configuration with `amtool check-config` on the controller. The packages are unpacked into
-# the venv, not installed: the host must not run a Prometheus of its own.
+# the venv, not installed: the host must not run a Prometheus of its own. The prometheus binary
+# is kept too (as venv/bin/prometheus-server): tests/integration/test_status.py starts one on
+# loopback for the length of a test, to ask its HTTP API the way status.yml does.
 prometheus_tools() {
     local tmp pkg
-    [ -x "$VENV/bin/promtool" ] && [ -x "$VENV/bin/amtool" ] && return 0
+    [ -x "$VENV/bin/promtool" ] && [ -x "$VENV/bin/amtool" ] && [ -x "$VENV/bin/prometheus-server" ] && return 0
     tmp=$(mktemp -d)
     if ! (cd "$tmp" && apt-get download -qq prometheus prometheus-alertmanager >/dev/null 2>&1); then
         log "updating the package lists to download promtool and amtool"
@@ -125,9 +127,10 @@ prometheus_tools() {
     fi
     mkdir -p "$VENV/opt/prometheus"
     for pkg in "$tmp"/*.deb; do dpkg-deb -x "$pkg" "$tmp/root"; done
-    cp "$tmp/root/usr/bin/promtool" "$tmp/root/usr/bin/amtool" "$VENV/opt/prometheus/"
+    cp "$tmp/root/usr/bin/promtool" "$tmp/root/usr/bin/amtool" "$tmp/root/usr/bin/prometheus" "$VENV/opt/prometheus/"
     ln -sfn ../opt/prometheus/promtool "$VENV/bin/promtool"
     ln -sfn ../opt/prometheus/amtool "$VENV/bin/amtool"
+    ln -sfn ../opt/prometheus/prometheus "$VENV/bin/prometheus-server"
     rm -rf "$tmp"
     log "promtool and amtool: $("$VENV/bin/promtool" --version 2>&1 | head -n1)"
 }

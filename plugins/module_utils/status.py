@@ -146,6 +146,74 @@ def target_health(lb, ctx):
     return rows
 
 
+def _prometheus_data(answer, endpoint):
+    """The ``data`` of one Prometheus HTTP API answer (``{"status": "success", "data": ...}``), or raise ValueError
+    saying what was wrong with it."""
+    if not isinstance(answer, dict):
+        raise ValueError("%s: no JSON object in the answer" % endpoint)
+    if answer.get("status") != "success":
+        raise ValueError("%s: status %s: %s" % (endpoint, answer.get("status"),
+                                                answer.get("error") or answer.get("errorType") or "no error given"))
+    if not isinstance(answer.get("data"), dict):
+        raise ValueError("%s: the answer has no data" % endpoint)
+    return answer["data"]
+
+
+def prometheus_health(asked):
+    """The health of each service as Prometheus sees it, from the answers status.yml fetched on the monitoring
+    host (Prometheus listens on a private address only, so the controller cannot ask it itself).
+
+    ``asked``: None (nobody asked) or {host, url, problem, targets, alerts}: ``targets`` the JSON of
+    ``/api/v1/targets?state=active``, ``alerts`` that of ``/api/v1/alerts``, ``problem`` why they are missing
+    (no monitoring host, the host unreachable, Prometheus not answering).
+
+    Returns {available, host, url, problem, services, alerts, down, firing, healthy}: ``services`` one row per
+    scraped target (server = its ``instance`` label, service = its ``job``, up, last_error, last_scrape,
+    scrape_url, tier), ``alerts`` the firing and pending alerts (firing first), ``down`` the services that are not
+    up ("job/instance"), ``healthy`` every service up. Alerts do not make ``healthy`` false: they include cost and
+    capacity warnings (over budget, disk filling up) that are not a service down; the report lists them."""
+    asked = asked or {}
+    result = {"available": False, "host": asked.get("host"), "url": asked.get("url"),
+              "problem": asked.get("problem") or (None if asked else "not asked"),
+              "services": [], "alerts": [], "down": [], "firing": 0, "healthy": True}
+    if result["problem"]:
+        return result
+    try:
+        targets = _prometheus_data(asked.get("targets"), "/api/v1/targets").get("activeTargets")
+        if not isinstance(targets, list):
+            raise ValueError("/api/v1/targets: no activeTargets in the answer")
+        alerts = _prometheus_data(asked.get("alerts"), "/api/v1/alerts").get("alerts") \
+            if asked.get("alerts") is not None else []
+        if not isinstance(alerts, list):
+            raise ValueError("/api/v1/alerts: no alerts in the answer")
+    except ValueError as exc:
+        result["problem"] = "Prometheus at %s answered what is not its HTTP API: %s" % (asked.get("url"), exc)
+        return result
+    services = []
+    for target in targets:
+        labels = target.get("labels") or {}
+        health = target.get("health") or "unknown"
+        services.append({"server": labels.get("instance") or target.get("scrapeUrl"), "service": labels.get("job"),
+                         "health": health, "up": health == "up", "last_error": target.get("lastError") or "",
+                         "last_scrape": target.get("lastScrape"), "scrape_url": target.get("scrapeUrl"),
+                         "tier": labels.get("tier")})
+    services.sort(key=lambda s: (str(s["server"]), str(s["service"])))
+    rows = []
+    for alert in alerts:
+        labels = alert.get("labels") or {}
+        annotations = alert.get("annotations") or {}
+        rows.append({"name": labels.get("alertname"), "state": alert.get("state"), "severity": labels.get("severity"),
+                     "instance": labels.get("instance") or labels.get("job") or "",
+                     "since": alert.get("activeAt"), "summary": annotations.get("summary") or
+                     annotations.get("description") or ""})
+    rows.sort(key=lambda a: (a["state"] != "firing", str(a["name"]), str(a["instance"])))
+    result.update(available=True, services=services, alerts=rows,
+                  down=["%s/%s" % (s["service"], s["server"]) for s in services if not s["up"]],
+                  firing=sum(1 for a in rows if a["state"] == "firing"))
+    result["healthy"] = not result["down"]
+    return result
+
+
 def _row(kind, name, state, obj, ctx, prices, server_location, drift=None, changes=None):
     row = {"type": kind, "name": name, "id": (obj or {}).get("id"),
            "state": _state(kind, obj) if obj else "missing",
@@ -159,10 +227,11 @@ def _row(kind, name, state, obj, ctx, prices, server_location, drift=None, chang
     return row
 
 
-def stack_status(stack_name, stack_plan, ctx, pricing_object, budget=None):
+def stack_status(stack_name, stack_plan, ctx, pricing_object, budget=None, prometheus=None):
     """The status data of stack ``stack_name`` from its check-mode plan (without prune) and the state it was
     planned on. Returns {stack, resources (rows, every kind), drift {missing, changed, undeclared, outside},
-    health {servers, targets, lock}, cost {now, declared, outside, breakdown, ...}, in_sync, errors}."""
+    health {servers, targets, prometheus, lock}, cost {now, declared, outside, breakdown, ...}, in_sync, errors}.
+    ``prometheus``: Prometheus's answers (see prometheus_health), None when nobody asked it."""
     prices = pricing.Prices(pricing_object)
     entries = {(e["type"], e["name"]): e for e in plan_entries(stack_plan)}
     undeclared = set(stack_plan.undeclared)
@@ -222,8 +291,10 @@ def stack_status(stack_name, stack_plan, ctx, pricing_object, budget=None):
         target["healthy"] = target["status"] in HEALTHY_TARGET
     lock = next((obj for obj in ctx.all("placement_group") if (obj.get("labels") or {}).get(MANAGED_BY_KEY)
                  == LOCK_MANAGED_BY and (obj.get("labels") or {}).get("stack-lock") == stack_name), None)
-    health = {"servers": servers, "targets": targets,
-              "healthy": all(s["healthy"] for s in servers) and all(t["healthy"] for t in targets),
+    services = prometheus_health(prometheus)
+    health = {"servers": servers, "targets": targets, "prometheus": services,
+              "healthy": all(s["healthy"] for s in servers) and all(t["healthy"] for t in targets)
+              and services["healthy"],
               "run_in_progress": lock is not None}
     return {"stack": stack_name, "resources": rows, "drift": drift, "health": health, "cost": cost,
             "cost_problem": problem, "errors": list(stack_plan.errors),
@@ -268,10 +339,19 @@ def render_tables(status):
                                                         "EXCEEDED" if cost["over_budget"] else "within"))
     else:
         lines.append("Monthly cost: unknown (%s)." % status.get("cost_problem"))
+    services = status["health"].get("prometheus") or {}
     lines.append("Drift: %s. Health: %s." % (
         "none, the project matches the declaration" if status["in_sync"] and not status["drift"]["outside"] else
         ", ".join("%d %s" % (len(status["drift"][k]), k) for k in DRIFT_TEXT if status["drift"][k]),
-        "every server running, every load balancer target healthy" if status["health"]["healthy"] else "PROBLEMS"))
+        ("every server running, every load balancer target healthy"
+         + (", every service Prometheus scrapes up" if services.get("available") else ""))
+        if status["health"]["healthy"] else "PROBLEMS"))
+    if services.get("available"):
+        lines.append("Prometheus (%s on %s): %d of %d services up, %d alert%s firing." % (
+            services["url"], services["host"], len(services["services"]) - len(services["down"]),
+            len(services["services"]), services["firing"], "" if services["firing"] == 1 else "s"))
+    else:
+        lines.append("Prometheus: no service health (%s)." % (services.get("problem") or "not asked"))
     if status["health"]["run_in_progress"]:
         lines.append("A stack run is in progress (its lock exists): this status may change at any moment.")
     for kind in ORDER:
@@ -305,6 +385,7 @@ def render_tables(status):
     rows += [["load balancer target", "%s -> %s" % (t["load_balancer"], t["target"]), t["listen_port"], t["status"],
               "ok" if t["healthy"] else "PROBLEM"] for t in health["targets"]]
     lines += _table(["what", "name", "port", "status", "health"], rows) if rows else ["Nothing to check."]
+    lines += render_services(services)
     if cost:
         lines += ["", "## Cost per month", ""]
         lines += _table(["type", "what", "count", "net", "gross"],
@@ -315,9 +396,31 @@ def render_tables(status):
     return "\n".join(lines) + "\n"
 
 
-def _short(value):
+def render_services(services):
+    """The "Services (Prometheus)" section: one row per server and service Prometheus scrapes, then the alerts; or
+    why there is no such table."""
+    lines = ["", "## Services (Prometheus)", ""]
+    if not services.get("available"):
+        return lines + ["No service health from Prometheus: %s." % (services.get("problem") or "not asked")]
+    lines.append("Asked on %s: %s (active targets and alerts)." % (services["host"], services["url"]))
+    lines.append("")
+    rows = [[s["server"], s["service"], s["health"] if s["up"] else "%s: PROBLEM" % s["health"], s["last_scrape"] or "",
+             _short(s["last_error"], 160) if s["last_error"] else ""] for s in services["services"]]
+    lines += _table(["server", "service", "health", "last scrape", "last error"], rows) if rows else \
+        ["Prometheus scrapes nothing (no active target)."]
+    lines += ["", "### Alerts", ""]
+    if services["alerts"]:
+        lines += _table(["alert", "state", "severity", "instance", "since", "summary"],
+                        [[a["name"], a["state"], a["severity"] or "", a["instance"], a["since"] or "", _short(a["summary"], 120)]
+                         for a in services["alerts"]])
+    else:
+        lines.append("None firing or pending.")
+    return lines
+
+
+def _short(value, limit=60):
     text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _node_ids(rows):

@@ -19,7 +19,8 @@ description:
     has, C(outside) a resource of the project without any stack's labels (a server created by hand, for example).
     Resources of other stacks are not this stack's drift and are left out.
   - Health is what the API says. A server is healthy when its status is C(running), a load balancer target when its
-    health check reports C(healthy) on every service.
+    health check reports C(healthy) on every service. With O(prometheus), also every service Prometheus scrapes
+    (each exporter on each server) is up.
 author:
   - autoscale.hetzner contributors (@autoscale)
 extends_documentation_fragment:
@@ -36,6 +37,29 @@ options:
         every problem and the path of its key.
     type: dict
     required: true
+  prometheus:
+    description:
+      - What Prometheus answered about the stack's services, asked on the monitoring host (Prometheus listens on its
+        private address only; C(playbooks/status.yml) asks it there). RV(health) (its C(prometheus)) turns it into one row
+        per server and service; when it is not given, or gives O(prometheus.problem), it says
+        there is no service health and why.
+    type: dict
+    suboptions:
+      host:
+        description: The monitoring host Prometheus was asked on.
+        type: str
+      url:
+        description: Prometheus's address there (C(http://10.0.0.2:9090)).
+        type: str
+      targets:
+        description: The JSON answer of C(GET /api/v1/targets?state=active).
+        type: dict
+      alerts:
+        description: The JSON answer of C(GET /api/v1/alerts).
+        type: dict
+      problem:
+        description: Why there is no answer (no monitoring host, the host unreachable, Prometheus not answering).
+        type: str
 """
 
 EXAMPLES = r"""
@@ -109,10 +133,24 @@ in_sync:
 health:
   description:
     - C(servers) (name, status, tier, healthy); C(targets) (load_balancer, target, listen_port, status, healthy), the
-      health check of each load balancer target per service; C(healthy), all of them healthy; C(run_in_progress), a
-      stack run holds the lock.
+      health check of each load balancer target per service; C(prometheus), the services Prometheus scrapes;
+      C(healthy), all of them healthy (firing alerts do not count, they are listed); C(run_in_progress), a stack run
+      holds the lock.
+    - C(prometheus) is C(available) (false with C(problem) saying why, for example no monitoring host in the
+      inventory), C(host) and C(url) it was asked at, C(services) one row per active target (C(server), its
+      C(instance) label; C(service), its C(job); C(health) V(up), V(down) or V(unknown); C(up); C(last_error);
+      C(last_scrape); C(scrape_url); C(tier)), C(down) the services not up as C(job/instance), C(alerts) the firing
+      and pending alerts (C(name), C(state), C(severity), C(instance), C(since), C(summary)), C(firing) their
+      number, C(healthy) every service up.
   returned: success
   type: dict
+  sample: {"servers": [{"name": "autoscale-min-db-1", "status": "running", "tier": "db", "healthy": true}],
+           "targets": [], "healthy": true, "run_in_progress": false,
+           "prometheus": {"available": true, "host": "autoscale-min-db-1", "url": "http://10.0.1.20:9090", "problem": null,
+                          "services": [{"server": "autoscale-min-db-1", "service": "postgres", "health": "up", "up": true,
+                                        "last_error": "", "last_scrape": "2026-12-03T05:40:01.2Z",
+                                        "scrape_url": "http://10.0.1.20:9187/metrics", "tier": "db"}],
+                          "down": [], "alerts": [], "firing": 0, "healthy": true}}
 cost:
   description:
     - What the stack costs per month now (C(monthly), C(hourly), C(breakdown) per resource type, type and location,
@@ -157,6 +195,9 @@ from ansible_collections.autoscale.hetzner.plugins.module_utils.status import st
 def main():
     spec = common_argument_spec()
     spec["declaration"] = dict(type="dict", required=True)
+    spec["prometheus"] = dict(type="dict", options=dict(
+        host=dict(type="str"), url=dict(type="str"), targets=dict(type="dict"), alerts=dict(type="dict"),
+        problem=dict(type="str")))
     module = HetznerModule(argument_spec=spec, supports_check_mode=True)
     declaration, problems = specs.validate(specs.STACK_DECLARATION, module.params["declaration"])
     for key in specs.STACK_DECLARATION:
@@ -178,7 +219,8 @@ def main():
         api = make_api(make_transport(module.params["api_token"], module.params["api_endpoint"]))
         ctx, pricing = read_for_plan(api, expansion.desired)
         stack_plan = plan_stack(declaration["name"], expansion.desired, ctx, expansion=expansion)
-        status = stack_status(declaration["name"], stack_plan, ctx, pricing, declaration.get("budget"))
+        status = stack_status(declaration["name"], stack_plan, ctx, pricing, declaration.get("budget"),
+                              module.params["prometheus"])
     except HetznerError as exc:
         module.fail_json(msg=exc.message, failure=exc.failure(), changed=False,
                          api_requests=api.requests if api is not None else 0)

@@ -10,7 +10,8 @@ own SSH key. The tests run in order on ONE stack (four site.yml runs in all, to 
    database and the app port refuse the web tier, SSH the admins' outsiders;
 2. a second run, through ansible-runner (ansible_runner.run, as AWX/AAP run it), changes nothing;
    status.yml then lists every resource in its tables and diagrams (Mermaid, DOT, SVG), the cost the site.yml
-   summary printed, the load balancer's health checks of the web servers, and a server made by hand as drift;
+   summary printed, the load balancer's health checks of the web servers, every service Prometheus scrapes up
+   (asked on the db server), and a server made by hand as drift;
 3. scaling: web 3 -> 4: the new server answers through the load balancer, the app server lets it
    in, the database refuses it, Prometheus scrapes its exporters;
 4. a change of the web role's configuration (TLS with a local CA's certificate, a response header)
@@ -295,6 +296,16 @@ def test_status_lists_every_resource_its_cost_health_and_a_server_made_by_hand(d
     assert "%.2f" % float(info["cost"]["monthly"]["gross"]) == summary.group(1), (info["cost"], summary.group(0))
     shown = "\n".join(tasks["Show the status"]["msg"])
     assert "## Servers" in shown and "## Load balancers" in shown and "| made-by-hand |" in shown
+    # the health of each service from Prometheus, asked on the db server (the minimal scenario's monitoring host,
+    # where Prometheus listens on the private IP only): every server's node exporter and the postgres exporter up
+    prometheus = info["health"]["prometheus"]
+    assert prometheus["available"], prometheus["problem"]
+    assert (prometheus["host"], prometheus["url"]) == (DB, f"http://{DB_PRIVATE_IP}:9090")
+    up = {(s["service"], s["server"]) for s in prometheus["services"] if s["up"]}
+    assert {("node", name) for name in demo.servers()} | {("postgres", DB)} <= up, prometheus["services"]
+    assert not prometheus["down"] and prometheus["healthy"], prometheus["down"]
+    assert "## Services (Prometheus)" in shown and f"| {DB} | postgres | up |" in shown, shown
+    assert tasks["Ask Prometheus for its targets on the monitoring host (reads only)"]["changed"] is False
     # the report's diagram lists every resource of the project (Mermaid, DOT and the SVG Graphviz rendered)
     report = (tmp_path / "status.md").read_text()
     diagrams = {"mermaid": report.split("```mermaid", 1)[1], "dot": (tmp_path / "status.dot").read_text(),
