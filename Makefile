@@ -36,7 +36,7 @@ define pytest_dir
 	exit $$rc
 endef
 
-.PHONY: help venv test lint sanity test-unit test-localcloud test-integration molecule bench build clean demo demo-down
+.PHONY: help venv test lint sanity test-unit test-localcloud test-integration test-e2e-core molecule bench build clean demo demo-down
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
@@ -48,7 +48,8 @@ help:
 	@echo "make test-localcloud   pytest tests/localcloud"
 	@echo "make test-integration  pytest tests/integration"
 	@echo "make test-roles        pytest tests/roles: the roles on one local cloud with machines (root)"
-	@echo "make test-e2e          pytest tests/e2e: site.yml end to end through make demo's script (root)"
+	@echo "make test-e2e          pytest tests/e2e: site.yml end to end through make demo's script, four runs (root)"
+	@echo "make test-e2e-core     the same without the tests marked e2e_full: the cold run and the scaling run"
 	@echo "make molecule          molecule test of every role's scenario on local-cloud machines (root)"
 	@echo "make test-<dir>        pytest tests/<dir>, e.g. make test-machines"
 	@echo "make demo              site.yml on the local cloud, no token (DEMO_SCENARIO=minimal|production); keeps running"
@@ -109,6 +110,11 @@ test-localcloud: venv
 
 test-integration: venv
 	$(call pytest_dir,tests/integration,optional,$(PYTEST_PARALLEL))
+
+# site.yml end to end without the tests marked e2e_full (the no-change run and the rolling change):
+# the cold run, status.yml, Prometheus's targets and the 3 -> 4 scaling run (tests/e2e/test_site.py).
+test-e2e-core: venv
+	$(PYTHON) -m pytest -m "not e2e_full" $(PYTEST_ARGS) tests/e2e
 
 # Any other test directory: `make test-machines` runs pytest tests/machines.
 # (Add it to TEST_STEPS above to make it part of `make test`.)
