@@ -85,12 +85,40 @@ def test_a_group_runs_at_the_same_time_with_prefixed_output_its_own_logs_and_tim
     ends = [output.index(f"{m} ends") for m in "abc"]
     assert max(starts) < min(ends), output
     found = summary(output)
-    for member, others in (("slow-a", "slow-b,slow-c"), ("slow-b", "slow-a,slow-c"), ("slow-c", "slow-a,slow-b")):
+    for member, others in (("slow-a", "slow-b+slow-c"), ("slow-b", "slow-a+slow-c"), ("slow-c", "slow-a+slow-b")):
         result, seconds, note = found[member]
         assert (result, note) == ("ok", f"(with {others})") and 1 <= seconds <= 4, found[member]
     result, seconds, _ = found["slow-a+slow-b+slow-c"]
     assert result == "ok" and 1 <= seconds <= 4, found
     assert output.count("after runs") == 2
+
+
+def test_a_member_can_be_a_sequence_that_runs_beside_the_other_members(project):
+    t0 = time.monotonic()
+    proc = steps(project, "slow-a+slow-b,broken,slow-c", "after")
+    output, _ = proc.communicate(timeout=60)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 1, output
+    # slow-a (2 s) beside the sequence slow-b (2 s), broken (1 s), slow-c (2 s): about 5 s, not 7
+    assert 4.5 < wall < 7, f"{wall:.1f} s\n{output}"
+    for step in ("slow-b", "broken", "slow-c"):
+        assert (project / "logs" / f"{step}.log").exists(), step
+    # in the sequence's order, each after the one before it ended; slow-a beside them
+    assert output.index("[slow-b] b ends") < output.index("[broken] broken starts") < output.index("[slow-c] c starts")
+    assert output.index("[slow-a] a starts") < output.index("[slow-b] b ends")
+    found = summary(output)
+    assert found["slow-a"][:1] == ("ok",) and found["slow-a"][2] == "(with slow-b then broken then slow-c)", found
+    assert found["slow-b"][0] == "ok" and found["slow-c"][0] == "ok" and found["slow-c"][2] == "(with slow-a)", found
+    assert found["broken"][0] == "FAILED" and found["slow-a+slow-b,broken,slow-c"][0] == "FAILED", found
+    assert "after runs" in output and output.rstrip().endswith("FAILED: broken"), output
+
+
+def test_fail_fast_ends_a_sequence_at_its_failed_step(project):
+    proc = steps(project, "slow-a+broken,slow-c", "after", FAIL_FAST="1")
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "c starts" not in output and "after runs" not in output, output
+    assert "[slow-a] a ends" in output
+    assert re.search(r"^  slow-c\s+-\s+0s  \(not run", output, re.M), output
 
 
 def test_a_failed_member_leaves_the_others_and_later_steps_running_and_fails_the_run(project):
