@@ -52,10 +52,13 @@ run_step() {
 
 # A member: one step, or a sequence of steps joined with ","; each step's output whole into its log and
 # prefixed to the console, its exit code and time into <step>.result for the summary. A sequence goes
-# on after a failed step (as make test does) unless FAIL_FAST; an interrupted step ends it.
+# on after a failed step (as make test does) unless FAIL_FAST; Ctrl-C ends it after the running step.
 run_member() {
-    local member=$1 step start rc member_rc=0
+    local member=$1 step start rc member_rc=0 stop=
     local -a sequence
+    # Ctrl-C reaches this subshell with its steps (one process group): note it, let the running step
+    # finish its teardown, keep its result, and start no further step.
+    trap 'stop=1' INT TERM
     IFS=, read -r -a sequence <<<"$member"
     for step in "${sequence[@]}"; do
         start=$SECONDS
@@ -65,7 +68,8 @@ run_member() {
         rc=${PIPESTATUS[0]}
         echo "$rc $((SECONDS - start))" >"$log_dir/$step.result"
         [ "$rc" = 0 ] || member_rc=$rc
-        if [ "$rc" != 0 ] && { [ -n "$fail_fast" ] || [ "$rc" -gt 128 ]; }; then
+        [ -z "$stop" ] || break
+        if [ "$rc" != 0 ] && [ -n "$fail_fast" ]; then
             break
         fi
     done

@@ -156,3 +156,20 @@ def test_sigint_reaches_every_member_and_no_further_step_starts(project):
     assert "interruptible tore its lab down" in (project / "logs" / "interruptible.log").read_text()
     assert "after runs" not in output and "=== interrupted" in output, output
     assert summary(output)["interruptible"][0] == "FAILED"
+
+
+def test_sigint_ends_a_sequence_after_its_running_step(project):
+    proc = steps(project, "interruptible,slow-c+slow-a", "after")
+    deadline = time.monotonic() + 20
+    while not (project / "logs" / "interruptible.log").exists() or \
+            "started" not in (project / "logs" / "interruptible.log").read_text():
+        assert time.monotonic() < deadline, "the member did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, output
+    assert "[interruptible] interruptible tore its lab down" in output, output
+    assert "c starts" not in output and "after runs" not in output, output
+    found = summary(output)
+    assert found["interruptible"][0] == "FAILED", found
+    assert re.search(r"^  slow-c\s+-\s+0s  \(not run", output, re.M), output
