@@ -59,6 +59,17 @@ def steps(project: Path, *names: str, **env: str) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def interrupt_once_started(proc: subprocess.Popen, project: Path) -> str:
+    """Ctrl-C once the step `interruptible` runs; the whole output."""
+    deadline = time.monotonic() + 20
+    while not (project / "logs" / "interruptible.log").exists() or \
+            "started" not in (project / "logs" / "interruptible.log").read_text():
+        assert time.monotonic() < deadline, "the member did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)[0]
+
+
 def summary(output: str) -> dict[str, tuple[str, int, str]]:
     """step -> (result, seconds, note) from the summary."""
     lines = output.split("=== make test summary\n", 1)[1].splitlines()
@@ -143,13 +154,7 @@ def test_fail_fast_stops_after_the_group_that_failed(project):
 
 def test_sigint_reaches_every_member_and_no_further_step_starts(project):
     proc = steps(project, "interruptible+slow-a", "after")
-    deadline = time.monotonic() + 20
-    while not (project / "logs" / "interruptible.log").exists() or \
-            "started" not in (project / "logs" / "interruptible.log").read_text():
-        assert time.monotonic() < deadline, "the member did not start"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=30)
+    output = interrupt_once_started(proc, project)
     assert proc.returncode == 1, output
     # the member's teardown output still reaches the console and its log (tee and sed outlive make)
     assert "[interruptible] interruptible tore its lab down" in output, output
@@ -160,13 +165,7 @@ def test_sigint_reaches_every_member_and_no_further_step_starts(project):
 
 def test_sigint_ends_a_sequence_after_its_running_step(project):
     proc = steps(project, "interruptible,slow-c+slow-a", "after")
-    deadline = time.monotonic() + 20
-    while not (project / "logs" / "interruptible.log").exists() or \
-            "started" not in (project / "logs" / "interruptible.log").read_text():
-        assert time.monotonic() < deadline, "the member did not start"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=30)
+    output = interrupt_once_started(proc, project)
     assert proc.returncode == 1, output
     assert "[interruptible] interruptible tore its lab down" in output, output
     assert "c starts" not in output and "after runs" not in output, output
