@@ -5,9 +5,11 @@
 #
 # A step joined to others with "+" (test-roles+test-e2e+test-ha) is a parallel group: its members start
 # at the same time (the machine labs wait on machines, apt and SSH far more than on the CPU, and each
-# takes its own local-cloud slot). A member's output goes to the console as it comes, each line prefixed
-# with [member], and whole to $TEST_LOG_DIR/<member>.log; each member gets its own line and time in the
-# summary, the group a line with its wall time.
+# takes its own local-cloud slot). A member may be a sequence of steps joined with ","
+# (test-e2e-core+test-integration,test-roles: the end-to-end run beside the two steps, one after the
+# other). A step's output in a group goes to the console as it comes, each line prefixed with [step],
+# and whole to $TEST_LOG_DIR/<step>.log; each step gets its own line and time in the summary, the group
+# a line with its wall time.
 #
 # Every step runs even when an earlier one fails (CI then reports every failure at once); the summary
 # comes last and the exit status is non-zero if any step failed. FAIL_FAST=1 stops after the first
@@ -48,28 +50,43 @@ run_step() {
     [ $result = ok ]
 }
 
-# A member: make's output, whole into its log and prefixed to the console; its exit code and time
-# into <member>.result for the summary.
+# A member: one step, or a sequence of steps joined with ","; each step's output whole into its log and
+# prefixed to the console, its exit code and time into <step>.result for the summary. A sequence goes
+# on after a failed step (as make test does) unless FAIL_FAST; Ctrl-C ends it after the running step.
 run_member() {
-    local member=$1 start=$SECONDS rc
-    # tee and sed ignore SIGINT: they must outlive make to carry pytest's teardown output
-    $make_cmd --no-print-directory "$member" 2>&1 | tee -i "$log_dir/$member.log" \
-        | (trap '' INT; exec sed -u "s/^/[$member] /")
-    rc=${PIPESTATUS[0]}
-    echo "$rc $((SECONDS - start))" >"$log_dir/$member.result"
-    return "$rc"
+    local member=$1 step start rc member_rc=0 stop=
+    local -a sequence
+    # Ctrl-C reaches this subshell with its steps (one process group): note it, let the running step
+    # finish its teardown, keep its result, and start no further step.
+    trap 'stop=1' INT TERM
+    IFS=, read -r -a sequence <<<"$member"
+    for step in "${sequence[@]}"; do
+        start=$SECONDS
+        # tee and sed ignore SIGINT: they must outlive make to carry pytest's teardown output
+        $make_cmd --no-print-directory "$step" 2>&1 | tee -i "$log_dir/$step.log" \
+            | (trap '' INT; exec sed -u "s/^/[$step] /")
+        rc=${PIPESTATUS[0]}
+        echo "$rc $((SECONDS - start))" >"$log_dir/$step.result"
+        [ "$rc" = 0 ] || member_rc=$rc
+        [ -z "$stop" ] || break
+        if [ "$rc" != 0 ] && [ -n "$fail_fast" ]; then
+            break
+        fi
+    done
+    return "$member_rc"
 }
 
 run_group() {
-    local group=$1 start=$SECONDS member rc seconds others group_result=ok
-    local -a members
+    local group=$1 start=$SECONDS member step rc seconds others group_result=ok
+    local -a members sequence
     IFS=+ read -r -a members <<<"$group"
     mkdir -p "$log_dir"
-    echo "=== make ${members[*]} (at the same time; logs in $log_dir/<step>.log)"
+    echo "=== make ${members[*]//,/ then } (at the same time; logs in $log_dir/<step>.log)"
     members_running=()
     set -m                                  # each member in a process group of its own (see interrupt)
     for member in "${members[@]}"; do
-        rm -f "$log_dir/$member.result"
+        IFS=, read -r -a sequence <<<"$member"
+        for step in "${sequence[@]}"; do rm -f "$log_dir/$step.result"; done
         run_member "$member" &
         members_running+=($!)
     done
@@ -81,15 +98,20 @@ run_group() {
     done
     members_running=()
     for member in "${members[@]}"; do
-        rc='' seconds=''
-        others=$(printf '%s\n' "${members[@]}" | grep -vxF "$member" | paste -sd, -)
-        if read -r rc seconds 2>/dev/null <"$log_dir/$member.result" && [ "$rc" = 0 ]; then
-            summary+=("$(line "$member" ok "$seconds" "(with $others)")")
-        else
-            summary+=("$(line "$member" FAILED "${seconds:-$((SECONDS - start))}" "(with $others; log: $log_dir/$member.log)")")
-            failed+=("$member")
-            group_result=FAILED
-        fi
+        others=$(printf '%s\n' "${members[@]}" | grep -vxF "$member" | paste -sd+ - | sed 's/,/ then /g')
+        IFS=, read -r -a sequence <<<"$member"
+        for step in "${sequence[@]}"; do
+            rc='' seconds=''
+            if read -r rc seconds 2>/dev/null <"$log_dir/$step.result" && [ "$rc" = 0 ]; then
+                summary+=("$(line "$step" ok "$seconds" "(with $others)")")
+            elif [ -n "$rc" ] || [ "$step" = "${sequence[0]}" ]; then
+                summary+=("$(line "$step" FAILED "${seconds:-$((SECONDS - start))}" "(with $others; log: $log_dir/$step.log)")")
+                failed+=("$step")
+                group_result=FAILED
+            else
+                summary+=("$(line "$step" "-" 0 "(not run: a step before it in its sequence failed or was interrupted)")")
+            fi
+        done
     done
     summary+=("$(line "$group" "$group_result" $((SECONDS - start)) "(the group's wall time)")")
     [ $group_result = ok ]

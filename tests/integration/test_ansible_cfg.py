@@ -31,13 +31,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-FAKE_SSH = """#!/bin/sh
+# One write() per call, O_APPEND: the forks call it at the same time, and a record written in two
+# pieces (the arguments, then the newline) interleaved with another fork's (a second run once logged
+# 5 calls for 6: two records on one line).
+FAKE_SSH = f"""#!{sys.executable}
 # Stand-in for ssh, sftp and scp: records how it was called; ssh runs the remote command here.
-printf '%s\\0' "$(basename "$0")" "$@" >> "$FAKE_SSH_LOG"; printf '\\n' >> "$FAKE_SSH_LOG"
-case "$(basename "$0")" in
-    ssh) for last; do :; done; exec /bin/sh -c "$last" ;;
-    *) exit 1 ;;
-esac
+import os, sys
+name = os.path.basename(sys.argv[0])
+record = b"".join(os.fsencode(arg) + b"\\0" for arg in [name, *sys.argv[1:]]) + b"\\n"
+log = os.open(os.environ["FAKE_SSH_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+os.write(log, record)
+os.close(log)
+if name != "ssh":
+    sys.exit(1)
+os.execv("/bin/sh", ["/bin/sh", "-c", sys.argv[-1]])
 """
 
 PLAY = """

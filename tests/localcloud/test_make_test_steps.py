@@ -59,6 +59,17 @@ def steps(project: Path, *names: str, **env: str) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def interrupt_once_started(proc: subprocess.Popen, project: Path) -> str:
+    """Ctrl-C once the step `interruptible` runs; the whole output."""
+    deadline = time.monotonic() + 20
+    while not (project / "logs" / "interruptible.log").exists() or \
+            "started" not in (project / "logs" / "interruptible.log").read_text():
+        assert time.monotonic() < deadline, "the member did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)[0]
+
+
 def summary(output: str) -> dict[str, tuple[str, int, str]]:
     """step -> (result, seconds, note) from the summary."""
     lines = output.split("=== make test summary\n", 1)[1].splitlines()
@@ -85,12 +96,40 @@ def test_a_group_runs_at_the_same_time_with_prefixed_output_its_own_logs_and_tim
     ends = [output.index(f"{m} ends") for m in "abc"]
     assert max(starts) < min(ends), output
     found = summary(output)
-    for member, others in (("slow-a", "slow-b,slow-c"), ("slow-b", "slow-a,slow-c"), ("slow-c", "slow-a,slow-b")):
+    for member, others in (("slow-a", "slow-b+slow-c"), ("slow-b", "slow-a+slow-c"), ("slow-c", "slow-a+slow-b")):
         result, seconds, note = found[member]
         assert (result, note) == ("ok", f"(with {others})") and 1 <= seconds <= 4, found[member]
     result, seconds, _ = found["slow-a+slow-b+slow-c"]
     assert result == "ok" and 1 <= seconds <= 4, found
     assert output.count("after runs") == 2
+
+
+def test_a_member_can_be_a_sequence_that_runs_beside_the_other_members(project):
+    t0 = time.monotonic()
+    proc = steps(project, "slow-a+slow-b,broken,slow-c", "after")
+    output, _ = proc.communicate(timeout=60)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 1, output
+    # slow-a (2 s) beside the sequence slow-b (2 s), broken (1 s), slow-c (2 s): about 5 s, not 7
+    assert 4.5 < wall < 7, f"{wall:.1f} s\n{output}"
+    for step in ("slow-b", "broken", "slow-c"):
+        assert (project / "logs" / f"{step}.log").exists(), step
+    # in the sequence's order, each after the one before it ended; slow-a beside them
+    assert output.index("[slow-b] b ends") < output.index("[broken] broken starts") < output.index("[slow-c] c starts")
+    assert output.index("[slow-a] a starts") < output.index("[slow-b] b ends")
+    found = summary(output)
+    assert found["slow-a"][:1] == ("ok",) and found["slow-a"][2] == "(with slow-b then broken then slow-c)", found
+    assert found["slow-b"][0] == "ok" and found["slow-c"][0] == "ok" and found["slow-c"][2] == "(with slow-a)", found
+    assert found["broken"][0] == "FAILED" and found["slow-a+slow-b,broken,slow-c"][0] == "FAILED", found
+    assert "after runs" in output and output.rstrip().endswith("FAILED: broken"), output
+
+
+def test_fail_fast_ends_a_sequence_at_its_failed_step(project):
+    proc = steps(project, "slow-a+broken,slow-c", "after", FAIL_FAST="1")
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "c starts" not in output and "after runs" not in output, output
+    assert "[slow-a] a ends" in output
+    assert re.search(r"^  slow-c\s+-\s+0s  \(not run", output, re.M), output
 
 
 def test_a_failed_member_leaves_the_others_and_later_steps_running_and_fails_the_run(project):
@@ -115,16 +154,21 @@ def test_fail_fast_stops_after_the_group_that_failed(project):
 
 def test_sigint_reaches_every_member_and_no_further_step_starts(project):
     proc = steps(project, "interruptible+slow-a", "after")
-    deadline = time.monotonic() + 20
-    while not (project / "logs" / "interruptible.log").exists() or \
-            "started" not in (project / "logs" / "interruptible.log").read_text():
-        assert time.monotonic() < deadline, "the member did not start"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=30)
+    output = interrupt_once_started(proc, project)
     assert proc.returncode == 1, output
     # the member's teardown output still reaches the console and its log (tee and sed outlive make)
     assert "[interruptible] interruptible tore its lab down" in output, output
     assert "interruptible tore its lab down" in (project / "logs" / "interruptible.log").read_text()
     assert "after runs" not in output and "=== interrupted" in output, output
     assert summary(output)["interruptible"][0] == "FAILED"
+
+
+def test_sigint_ends_a_sequence_after_its_running_step(project):
+    proc = steps(project, "interruptible,slow-c+slow-a", "after")
+    output = interrupt_once_started(proc, project)
+    assert proc.returncode == 1, output
+    assert "[interruptible] interruptible tore its lab down" in output, output
+    assert "c starts" not in output and "after runs" not in output, output
+    found = summary(output)
+    assert found["interruptible"][0] == "FAILED", found
+    assert re.search(r"^  slow-c\s+-\s+0s  \(not run", output, re.M), output
