@@ -49,21 +49,13 @@ FreshIndexMaxAge: 3600
 
 
 def apt_client_conf(proxy_url: str) -> str:
-    """The apt configuration of every local-cloud machine: the proxy; a stalled proxy connection
+    """The apt configuration of every local-cloud machine: the proxy, and a stalled proxy connection
     given up after 30 s instead of apt's 120 s (apt then asks again, up to its 3 retries). apt sits on
     a connection the proxy half-closed until that timeout, once per file: behind a proxy in trouble
-    an install of a hundred packages took half an hour, and CI's 30-minute playbook limit.
-
-    And no HTTP pipelining (one request at a time on a connection): when apt-cacher-ng fails one of
-    several pipelined requests ("Failure to move file ... out of the way", when machines refresh the
-    same index at once) it closes the connection, and apt's http method then waited on its parent for
-    new work while the parent waited for the answers still due (the method idle in select() on stdin,
-    its socket in CLOSE-WAIT, `apt-get update` stuck for 20+ minutes; a role lab, 2026-12-03). On a
-    proxy next door pipelining saves nothing."""
+    an install of a hundred packages took half an hour, and CI's 30-minute playbook limit."""
     return (f'// written by localcloud (backends/nspawn/network.py); the proxy\'s port may change between runs\n'
             f'Acquire::http::Proxy "{proxy_url}";\n'
-            'Acquire::http::Timeout "30";\n'
-            'Acquire::http::Pipeline-Depth "0";\n')
+            'Acquire::http::Timeout "30";\n')
 
 
 def host_addresses() -> list[tuple[str, ipaddress.IPv4Interface]]:
