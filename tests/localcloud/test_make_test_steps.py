@@ -3,8 +3,8 @@
 """`make test`'s step runner (scripts/test_steps.sh) on a Makefile of its own: steps joined with "+" run at the
 same time, each line of their output prefixed, each whole in its log, each with its time in the summary; a failed
 step does not stop the others and makes the exit status non-zero; FAIL_FAST stops after it; SIGINT reaches the
-running steps (pytest then tears its labs down) and no further step starts. And `make test` itself runs the
-end-to-end tests (tests/e2e) with the role lab."""
+running steps (pytest then tears its labs down) and no further step starts. A member may be a sequence of steps
+joined with ",", run one after the other beside the other members."""
 
 from __future__ import annotations
 
