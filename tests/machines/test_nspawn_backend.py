@@ -170,6 +170,52 @@ def test_apt_through_the_proxy(cloud, ssh):
     assert "Reading package lists" in out.stdout, out.stdout
 
 
+# apt's http method driven by hand, as apt drives it: fetch one InRelease through the proxy (which closes
+# the connection after it), then wait, as apt would, for the method's next word
+DRIVE_HTTP_METHOD = r"""
+import subprocess, sys, time
+method = subprocess.Popen(["/usr/lib/apt/methods/http"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def message():
+    lines = []
+    for line in method.stdout:
+        if line == "\n":
+            return lines
+        lines.append(line.rstrip("\n"))
+    return None
+message()
+method.stdin.write(f"601 Configuration\nConfig-Item: Acquire::http::Proxy={sys.argv[1]}\n\n"
+                   "600 URI Acquire\nURI: http://deb.debian.org/debian/dists/bookworm/InRelease\n"
+                   "Filename: /tmp/watchdog-InRelease\n\n")
+method.stdin.flush()
+while True:
+    msg = message()
+    if msg is None or msg[0].startswith(("400", "401")):
+        sys.exit(f"no InRelease: {msg}")
+    if msg[0].startswith("201"):
+        break
+t0 = time.monotonic()
+print("fetched, method idle", flush=True)
+msg = message()
+print(f"method gone after {time.monotonic() - t0:.0f} s" if msg is None else f"method said {msg[0]}")
+"""
+
+
+def test_apt_watchdog_ends_a_http_method_stuck_on_a_closed_proxy_connection(cloud, ssh):
+    """The hang CI met twice (aptwatch.py): an idle method whose proxy connection the proxy closed. Without
+    the watchdog the method waits on its stdin for ever, and the timeout below ends the script."""
+    backend, specs = cloud
+    watchdog = backend.apt_watchdog
+    before, watchdog.after = watchdog.after, 3
+    try:
+        out = ssh.run(ip(specs, 2), f"timeout 60 python3 -c '{DRIVE_HTTP_METHOD}' {backend.net.proxy_url}",
+                      check=False, timeout=90)
+    finally:
+        watchdog.after = before
+    assert "fetched, method idle" in out.stdout, out.stdout + out.stderr
+    assert "method gone after" in out.stdout, out.stdout + out.stderr
+    assert any(machine.startswith("server web-2 ") for _, machine in watchdog.ended), watchdog.ended
+
+
 def test_apt_proxy_restarts_when_it_died(cloud, ssh, ssh_key):
     backend, specs = cloud
     old = backend.state.data["acng_pid"]

@@ -277,6 +277,11 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile=/d
         err = Slot(recorded_slot(self.dir / "cloud") or 0).apt_cache / "log" / "apt-cacher.err"
         if err.exists():
             parts.append(f"--- {err} (last lines)\n" + "\n".join(err.read_text(errors="replace").splitlines()[-20:]))
+        serve_log = self.dir / "cloud" / "serve.log"
+        if serve_log.exists():
+            ended = [line for line in serve_log.read_text(errors="replace").splitlines() if "apt watchdog" in line]
+            parts.append("--- the apt watchdog (localcloud aptwatch.py): "
+                         + ("\n".join(ended[-10:]) if ended else "ended no http method"))
         return "\n".join(parts)
 
     def harden(self, limit: str = "hcloud:!fresh", **kwargs) -> PlaybookRun:

@@ -24,6 +24,7 @@ from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log,
                    require_root_linux, run, safe_rmtree)
 from .hostkeys import HostKeyPool
 from .loadbalancer import LoadBalancer, teardown_load_balancers
+from .aptwatch import AptMethodWatchdog
 from .machine import Machine, teardown_machine
 from .network import HostNetwork, render_floating_ips, teardown_host
 from .sizes import Lxcfs, teardown_lxcfs
@@ -57,6 +58,7 @@ class NspawnBackend(MachineBackend):
         self.state_dir: Path | None = None
         self._ready_lock = threading.Lock()
         self._host_ready = False
+        self.apt_watchdog = AptMethodWatchdog(self._machine_namespaces, self._apt_proxy)
 
     # ================================================================ lifecycle
     def open(self, state_dir: Path) -> None:
@@ -131,6 +133,7 @@ class NspawnBackend(MachineBackend):
         if self.state is None:
             return
         self.hostkeys.close()
+        self.apt_watchdog.stop()
         if self.pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
         with self.lock:
@@ -187,6 +190,7 @@ class NspawnBackend(MachineBackend):
                 self.net.ensure()
                 self.lxcfs.ensure()
                 self._host_ready = True
+                self.apt_watchdog.start()
                 self._apply_firewalls()
                 self._apply_floating_ips()
             else:
@@ -194,6 +198,19 @@ class NspawnBackend(MachineBackend):
         if suite:
             return images.ensure_image(suite, self.net.proxy_url)
         return None
+
+    def _machine_namespaces(self) -> dict[str, str]:
+        # not under self.lock, which long operations hold: a copy made while a machine comes or goes
+        # raises, and the next try gets a settled dict
+        for _ in range(5):
+            try:
+                return {m.netns: f"server {m.spec.name} (machine {m.name})" for m in list(self.machines.values())}
+            except RuntimeError:
+                continue
+        return {}
+
+    def _apt_proxy(self) -> tuple[str, int]:
+        return self.net.host_ip, self.net.proxy_port
 
     def _machine(self, server_id: int) -> Machine:
         m = self.machines.get(server_id)
