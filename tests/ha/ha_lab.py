@@ -180,12 +180,15 @@ class Ack:
 class Writer:
     """The client on the witness (writer.py): one table per test, started and stopped over SSH."""
 
-    def __init__(self, lab, table):
+    def __init__(self, lab, table, through: str | None = None):
+        """through: host:port of a router (the app role's HAProxy) instead of the database servers."""
         self.lab, self.table = lab, table
         self.log, self.stop_file = f"/root/{table}.log", f"/root/{table}.stop"
         addresses = ",".join(lab.hosts[h].private_ip for h in DBS)
         # The multi-host connection string the app role builds (roles/app), with the client's timeouts.
-        self.dsn = (f"host={addresses} port=5432 dbname=app user=app password={APP_PASSWORD} target_session_attrs=read-write "
+        where = (f"host={through.split(':')[0]} port={through.split(':')[1]}" if through else
+                 f"host={addresses} port=5432 target_session_attrs=read-write")
+        self.dsn = (f"{where} dbname=app user=app password={APP_PASSWORD} "
                     "connect_timeout=2 tcp_user_timeout=5000 keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=2")
 
     def __enter__(self):

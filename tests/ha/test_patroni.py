@@ -12,12 +12,13 @@ Run with `make test-ha` (its own session: see ha_lab.py)."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 from pathlib import Path
 
 from ha_lab import (  # noqa: F401  (fixtures)
-    DB1, DB2, DBS, HA_VARS, PLAYBOOK, SWITCHOVER, WITNESS, Writer, cluster, ha, longest_gap, patroni_log, primary, roles, sql,
+    APP_PASSWORD, DB1, DB2, DBS, HA_VARS, PLAYBOOK, SWITCHOVER, WITNESS, Writer, cluster, ha, longest_gap, patroni_log, primary, roles, sql,
     started, wait_streaming, wait_sync)
 
 # Every test asks for the `ha` fixture: it skips them where the lab cannot run (not root...), and
@@ -40,12 +41,15 @@ def test_patroni_runs_the_cluster_and_a_second_run_changes_nothing(ha, cluster):
     assert roles(ha) == {DB1: "primary", DB2: "replica"}
     wait_streaming(ha, DB2, timeout=30)
     assert sql(ha, DB1, "select sync_state from pg_stat_replication") == "sync"
-    # Patroni's view, from its REST API on the private address: open to the other database server, not to the witness.
+    # Patroni's view, from its REST API on the private address: open to the other database server and to the
+    # database's clients (the witness is one: postgresql_hba_entries), for routers such as the app role's HAProxy;
+    # not on the public address.
     address = ha.hosts[DB1].private_ip
     cluster_view = json.loads(ha.ssh(DB2, f"curl -sf http://{address}:8008/cluster").stdout)
     members = {m["name"]: m["role"] for m in cluster_view["members"]}
     assert members == {DB1: "leader", DB2: "sync_standby"}, cluster_view
-    assert ha.tcp(WITNESS, address, 8008) == "refused"
+    assert ha.ssh(WITNESS, f"curl -s -o /dev/null -w '%{{http_code}}' http://{address}:8008/primary").stdout == "200"
+    assert ha.tcp(None, ha.ip(DB1), 8008) != "open"
     # The REST API refuses a change without its password; etcd refuses a client without a user.
     refused = ha.ssh(DB2, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{}}' http://{address}:8008/restart")
     assert refused.stdout.strip() == "401", refused.stdout
@@ -152,6 +156,41 @@ def test_a_primary_cut_off_the_private_network_never_leaves_two_writable_nodes(h
     assert not missing, f"acknowledged writes lost: {sorted(missing)}"
     wait_streaming(ha, old, timeout=240)
     assert roles(ha) == {new: "primary", old: "replica"}
+
+
+def test_haproxy_on_an_app_server_sends_connections_to_the_primary_across_a_switchover(ha, cluster):
+    """app_database_router: haproxy (the app role) on the witness, an app server here: HAProxy asks each database
+    server's Patroni who leads. Port 5000 reaches the primary, 5001 the replica, the demo application answers
+    its health check through it, and after a switchover the writes go on to the new primary through 5000."""
+    app_vars = {"app_database_router": "haproxy", "app_database_password": APP_PASSWORD, "app_client_groups": ["monitoring"]}
+    run = ha.playbook(HERE / "playbooks" / "postgresql_and_router.yml", extra_vars=app_vars).assert_ok()
+    print(f"\npostgresql.yml + the app role with HAProxy on {WITNESS}: {run.seconds:.0f} s")
+    old = primary(ha)
+    new = other(old)
+
+    def through(port):
+        dsn = f"host=127.0.0.1 port={port} dbname=app user=app password={APP_PASSWORD} connect_timeout=2"
+        probe = (f"import psycopg2; c = psycopg2.connect({dsn!r}); cur = c.cursor(); "
+                 "cur.execute('select inet_server_addr()::text, pg_is_in_recovery()'); print(*cur.fetchone())")
+        return ha.ssh(WITNESS, f"python3 -c {shlex.quote(probe)}").stdout.split()
+
+    assert through(5000) == [f"{ha.hosts[old].private_ip}/32", "False"]
+    assert through(5001) == [f"{ha.hosts[new].private_ip}/32", "True"]
+    wait_sync(ha, new)
+    with Writer(ha, "ha_router", through="127.0.0.1:5000") as writer:
+        start = time.time()
+        ha.playbook(SWITCHOVER, extra_vars={"confirm": "yes"}).assert_ok()
+        end = time.time()
+        writer.wait_acks(20, since=end, server=ha.hosts[new].private_ip)
+    acks = writer.acks()
+    gap = longest_gap(acks, start, end)
+    print(f"switchover {old} -> {new} through HAProxy: longest time without an acknowledged write {gap:.2f} s, "
+          f"{len(acks)} acknowledged writes, {len(writer.errors())} failed attempts")
+    missing = {a.n for a in acks} - writer.stored(new)
+    assert not missing, f"acknowledged writes lost: {sorted(missing)}"
+    assert gap < 10, f"writes through HAProxy stopped for {gap:.1f} s"
+    wait_streaming(ha, old, timeout=60)
+    assert through(5000)[0] == f"{ha.hosts[new].private_ip}/32"
 
 
 def test_a_rerun_after_the_failovers_changes_nothing_and_the_summary_shows_patroni(ha, cluster):

@@ -78,3 +78,13 @@ def test_the_exporter_comes_back_after_systemd_gave_up_on_it(lab, converged):
         assert lab.ssh(WEB, f"systemctl is-active {unit}", check=False).stdout.strip() == "active"
     finally:
         lab.ssh(WEB, f"rm -f {dropin} && systemctl daemon-reload", check=False)
+
+
+def test_haproxy_as_the_database_router_is_refused_without_patroni_before_anything_changes(lab, converged):
+    # app_database_router: haproxy follows Patroni's leader; this lab's database servers run no Patroni (and
+    # the playbook runs no postgresql role, so there is no postgresql_info): the preflight says so and stops.
+    run = lab.playbook(PLAYBOOK, limit=APP, extra_vars={**VARS, "app_database": True, "app_database_password": "Lab-Passw0rd-1",
+                                                         "app_database_router": "haproxy"})
+    assert run.rc != 0 and "app_database_router: haproxy asks Patroni's REST API" in run.output, run.tail()
+    assert run.recap[APP]["changed"] == 0
+    assert lab.ssh(APP, "command -v haproxy || echo none").stdout.strip() == "none"
