@@ -66,18 +66,26 @@ def test_patroni_runs_the_cluster_and_a_second_run_changes_nothing(ha, cluster):
         assert ha.ssh(host, "findmnt -n -o SOURCE --target /var/lib/postgresql/15/main").stdout.startswith("/dev/")
 
 
-def test_switchover_loses_no_acknowledged_write_and_pauses_writes_briefly(ha, cluster):
+def switchover_under_writes(ha, table, through=None):
+    """db-switchover.yml while a Writer writes (through a router if given), until 20 writes reached the new
+    primary. Returns (old primary, new primary, the writer, its acknowledged writes)."""
     old = primary(ha)
     new = other(old)
-    with Writer(ha, "ha_switchover") as writer:
+    with Writer(ha, table, through=through) as writer:
         start = time.time()
         run = ha.playbook(SWITCHOVER, extra_vars={"confirm": "yes"}).assert_ok()
         end = time.time()
         writer.wait_acks(20, since=end, server=ha.hosts[new].private_ip)
     acks = writer.acks()
     gap = longest_gap(acks, start, end)
-    print(f"\nswitchover {old} -> {new}: playbook {run.seconds:.1f} s, longest time without an acknowledged write {gap:.2f} s, "
-          f"{len(acks)} acknowledged writes, {len(writer.errors())} failed attempts")
+    print(f"\nswitchover {old} -> {new}{' through ' + through if through else ''}: playbook {run.seconds:.1f} s, "
+          f"longest time without an acknowledged write {gap:.2f} s, {len(acks)} acknowledged writes, "
+          f"{len(writer.errors())} failed attempts")
+    return old, new, writer, acks, gap
+
+
+def test_switchover_loses_no_acknowledged_write_and_pauses_writes_briefly(ha, cluster):
+    old, new, writer, acks, gap = switchover_under_writes(ha, "ha_switchover")
     assert roles(ha) == {new: "primary", old: "replica"}
     wait_streaming(ha, old, timeout=60)
     missing = {a.n for a in acks} - writer.stored(new)
@@ -177,15 +185,7 @@ def test_haproxy_on_an_app_server_sends_connections_to_the_primary_across_a_swit
     assert through(5000) == [f"{ha.hosts[old].private_ip}/32", "False"]
     assert through(5001) == [f"{ha.hosts[new].private_ip}/32", "True"]
     wait_sync(ha, new)
-    with Writer(ha, "ha_router", through="127.0.0.1:5000") as writer:
-        start = time.time()
-        ha.playbook(SWITCHOVER, extra_vars={"confirm": "yes"}).assert_ok()
-        end = time.time()
-        writer.wait_acks(20, since=end, server=ha.hosts[new].private_ip)
-    acks = writer.acks()
-    gap = longest_gap(acks, start, end)
-    print(f"switchover {old} -> {new} through HAProxy: longest time without an acknowledged write {gap:.2f} s, "
-          f"{len(acks)} acknowledged writes, {len(writer.errors())} failed attempts")
+    old, new, writer, acks, gap = switchover_under_writes(ha, "ha_router", through="127.0.0.1:5000")
     missing = {a.n for a in acks} - writer.stored(new)
     assert not missing, f"acknowledged writes lost: {sorted(missing)}"
     assert gap < 10, f"writes through HAProxy stopped for {gap:.1f} s"
