@@ -118,12 +118,13 @@ test-integration: venv
 # site.yml end to end without the tests marked e2e_full (the no-change run and the rolling change):
 # the cold run, status.yml, Prometheus's targets and the 3 -> 4 scaling run (tests/e2e/test_site.py).
 test-e2e-core: venv
-	$(PYTHON) -m pytest -m "not e2e_full" $(PYTEST_ARGS) tests/e2e
+	$(PYTHON) -m pytest -m "not e2e_full" --durations=15 $(PYTEST_ARGS) tests/e2e
 
 # Any other test directory: `make test-machines` runs pytest tests/machines.
-# (Add it to TEST_STEPS above to make it part of `make test`.)
+# (Add it to TEST_STEPS above to make it part of `make test`.) The machine labs are where make test's
+# time goes: their 15 slowest setups and tests are listed at the end of each log.
 test-%: venv
-	$(call pytest_dir,tests/$*)
+	$(call pytest_dir,tests/$*,,--durations=15)
 
 # `molecule test` of every role's scenario (roles/*/molecule/default) on local-cloud machines:
 # the local cloud in HCLOUD_ENDPOINT/HCLOUD_TOKEN, or one it starts and removes. ROLES="a b" limits.
