@@ -4,8 +4,10 @@ Twice in CI (2026-12-02 and 2026-12-03, cold caches, a role lab's machines updat
 at once) a machine's apt hung until the run's time was up: its http method sat idle, waiting for work on
 its stdin, while its connection to the apt proxy had been closed by the proxy (CLOSE-WAIT), and apt
 waited for an answer about an item the method no longer knew of. The cause is not known
-(docs/machines.md, "apt inside the machines"); ending the method makes apt start another and go on, or
-fail the update, which Ansible's apt module tries again.
+(docs/machines.md, "apt inside the machines"). Ending the method ends the wait: apt fails the fetch at once
+("Method http has died unexpectedly!", apt-get exits 100; python-apt raises FetchFailedException, checked
+on this host with Debian 12's apt), and Ansible's apt module updates the cache again on that exception
+(update_cache_retries, 5 by default), so the role goes on instead of sitting out CI's time.
 
 So the backend looks every few seconds for an http method in one of *its* machines (by network
 namespace) that holds a connection to the apt proxy which the proxy has closed, and ends it once that
