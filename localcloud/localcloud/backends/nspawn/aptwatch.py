@@ -160,7 +160,8 @@ class AptMethodWatchdog:
                     ended.append((pid, machine))
                     log.warning("apt watchdog: ended apt's http method (pid %s) on %s: its connection to the "
                                 "apt proxy %s:%s was closed by the proxy %.0f s ago and apt waited on it (a hang "
-                                "seen in CI, cause unknown: docs/machines.md); apt starts another method",
+                                "seen in CI, cause unknown: docs/machines.md); apt fails that fetch, Ansible's apt module "
+                                "updates the cache again",
                                 pid, machine, *peer, now - since)
         self._since = seen
         self.ended += ended
