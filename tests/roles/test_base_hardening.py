@@ -108,8 +108,8 @@ def test_unattended_upgrades_would_install_security_updates_only(lab, hardened, 
     # What apt would upgrade, and from which suite; then what unattended-upgrades would do.
     # The update is tried up to three times, as Ansible's apt module does: the local cloud's apt watchdog ends a
     # http method stuck on a connection the apt proxy closed, and apt-get then fails that update (aptwatch.py).
-    sim = lab.ssh(target, "for try in 1 2 3; do apt-get update -qq && break; sleep 2; done && "
-                          "apt-get -s -o Debug::NoLocking=1 upgrade", timeout=600).stdout
+    sim = lab.ssh(target, "ok=; for try in 1 2 3; do apt-get update -qq && ok=1 && break; sleep 2; done; "
+                          "[ -n \"$ok\" ] && apt-get -s -o Debug::NoLocking=1 upgrade", timeout=600).stdout
     security = {m.group(1) for m in SECURITY.finditer(sim)}
     others = {m.group(1) for m in INST.finditer(sim)} - security
     dry = lab.ssh(target, "unattended-upgrade --dry-run -d 2>&1", check=False, timeout=600).stdout
