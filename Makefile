@@ -40,7 +40,7 @@ endef
 
 help:
 	@echo "make venv              Debian packages + .venv (scripts/bootstrap.sh; fast when done)"
-	@echo "make test              venv lint sanity test-unit test-localcloud test-integration test-machines test-roles"
+	@echo "make test              venv, then test-ha beside lint sanity test-unit test-localcloud test-integration test-machines test-roles"
 	@echo "                       (a+b: at the same time; TEST_STEPS=\"...\" chooses the steps)"
 	@echo "make lint              yamllint + ansible-lint --profile production (metadata, playbooks/, roles/)"
 	@echo "make sanity            ansible-test sanity on a copy of the collection, ansible-core 2.19 (3.11) and 2.21 (3.12)"
@@ -69,15 +69,15 @@ venv:
 # its own time in the summary. The machine labs (tests/roles, tests/e2e) mostly wait on machines, apt
 # and SSH, and each takes its own local-cloud slot (own bridge, addresses, nft tables, apt proxy), so
 # they run side by side. A lab joins the group by its name: test-roles+test-e2e+test-ha.
-# site.yml end to end (test-e2e-core: the cold run, Prometheus's targets, status.yml, the 3 -> 4 scaling
-# run through ansible-runner) is not in the default: beside the role lab it does not fit the 75-min budget.
-# Measured on a fresh clone with cold caches (2 CPUs, 2026-12-03, TEST_STEPS="... test-roles+test-e2e-core"):
-# the steps before the group 30 min, test-e2e-core 35 min beside the role lab, the role lab itself ~48 min;
-# about 83 min in all. Not yet measured: the e2e beside the other steps, the role lab last and alone
-# (TEST_STEPS="test-e2e-core+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles").
-# test-e2e (also a no-change run and a rolling TLS change, four site.yml runs) and test-ha (Patroni
-# failover) take longer still. Run them with `make test-e2e-core` / `make test-e2e` / `make test-ha`.
-TEST_STEPS ?= lint sanity test-unit test-localcloud test-integration test-machines test-roles
+# PostgreSQL HA (test-ha: Patroni, switchover, hard power-off, isolation, the HAProxy router; 3 machines)
+# runs beside the other steps, which run in order ("a,b,c" is a sequence inside the group); the role lab
+# comes last, mostly alone. Measured on fresh clones with cold caches (2 CPUs, 2026-12-03): test-ha took
+# 19 min beside the machine and role labs; the steps without it ~57 min (the last green CI: 3418 s). Not in the default: site.yml end to end (test-e2e-core: the cold run, Prometheus's targets,
+# status.yml, the 3 -> 4 scaling run through ansible-runner). Beside the role lab it took make test to
+# ~83 min; beside the other steps (test-e2e-core+lint,...,test-roles) the steps up to test-integration
+# took 42 min instead of 30 and the e2e itself 45 min: ~78 min in all. Run it with `make test-e2e-core`
+# (or `make test-e2e`, which adds a no-change run and a rolling TLS change).
+TEST_STEPS ?= test-ha+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles
 TEST_LOG_DIR ?= tests/output/make-test
 FAIL_FAST ?=
 
