@@ -75,7 +75,7 @@ venv:
 # 19 min beside the machine and role labs; the steps without it ~57 min (the last green CI: 3418 s). Not in the default: site.yml end to end (test-e2e-core: the cold run, Prometheus's targets,
 # status.yml, the 3 -> 4 scaling run through ansible-runner). Beside the role lab it took make test to
 # ~83 min; beside the other steps (test-e2e-core+lint,...,test-roles) the steps up to test-integration
-# took 42 min instead of 30 and the e2e itself 45 min: ~78 min in all. Run it with `make test-e2e-core`
+# took 42 min instead of 30 and the e2e itself 45 min: 74-78 min in all (docs/benchmarks.md). Run it with `make test-e2e-core`
 # (or `make test-e2e`, which adds a no-change run and a rolling TLS change).
 TEST_STEPS ?= test-ha+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles
 TEST_LOG_DIR ?= tests/output/make-test
