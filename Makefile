@@ -71,8 +71,10 @@ venv:
 # they run side by side. A lab joins the group by its name: test-roles+test-e2e+test-ha.
 # PostgreSQL HA (test-ha: Patroni, switchover, hard power-off, isolation, the HAProxy router; 3 machines)
 # runs beside the other steps, which run in order ("a,b,c" is a sequence inside the group); the role lab
-# comes last, mostly alone. Measured on fresh clones with cold caches (2 CPUs, 2026-12-03): test-ha took
-# 19 min beside the machine and role labs; the steps without it ~57 min (the last green CI: 3418 s). Not in the default: site.yml end to end (test-e2e-core: the cold run, Prometheus's targets,
+# comes last, mostly alone. Measured on a fresh clone of this layout with cold caches (2 CPUs, 2026-12-03,
+# 55b77ae): all green, 4051 s by the summary (~71 min wall with the bootstrap): test-ha 1193 s beside
+# lint 102 s, sanity 225 s, unit 49 s, localcloud 441 s, integration 471 s, machines 276 s, then the role
+# lab 2487 s, alone. The slowest setups and tests are listed at the end of each lab's log. Not in the default: site.yml end to end (test-e2e-core: the cold run, Prometheus's targets,
 # status.yml, the 3 -> 4 scaling run through ansible-runner). Beside the role lab it took make test to
 # ~83 min; beside the other steps (test-e2e-core+lint,...,test-roles) the steps up to test-integration
 # took 42 min instead of 30 and the e2e itself 45 min: 74-78 min in all (docs/benchmarks.md). Run it with `make test-e2e-core`
