@@ -169,10 +169,12 @@ def test_a_primary_cut_off_the_private_network_never_leaves_two_writable_nodes(h
 def test_haproxy_on_an_app_server_sends_connections_to_the_primary_across_a_switchover(ha, cluster):
     """app_database_router: haproxy (the app role) on the witness, an app server here: HAProxy asks each database
     server's Patroni who leads. Port 5000 reaches the primary, 5001 the replica, the demo application answers
-    its health check through it, and after a switchover the writes go on to the new primary through 5000."""
+    its health check through it, a second run changes nothing, and after a switchover the writes go on to the new
+    primary through 5000."""
     app_vars = {"app_database_router": "haproxy", "app_database_password": APP_PASSWORD, "app_client_groups": ["monitoring"]}
     run = ha.playbook(HERE / "playbooks" / "postgresql_and_router.yml", extra_vars=app_vars).assert_ok()
-    print(f"\npostgresql.yml + the app role with HAProxy on {WITNESS}: {run.seconds:.0f} s")
+    again = ha.playbook(HERE / "playbooks" / "postgresql_and_router.yml", extra_vars=app_vars).assert_unchanged()
+    print(f"\npostgresql.yml + the app role with HAProxy on {WITNESS}: {run.seconds:.0f} s, again {again.seconds:.0f} s")
     old = primary(ha)
     new = other(old)
 
