@@ -20,11 +20,11 @@ from pathlib import Path
 
 from ..base import LoadBalancerSpec, MachineBackend, NetworkAttachment, ServerSpec, VolumeSpec, resolved
 from . import firewall, images
+from .aptwatch import AptMethodWatchdog
 from .host import (BackendError, HostLock, StateFile, ensure_host_packages, log, raise_inotify_limits,
                    require_root_linux, run, safe_rmtree)
 from .hostkeys import HostKeyPool
 from .loadbalancer import LoadBalancer, teardown_load_balancers
-from .aptwatch import AptMethodWatchdog
 from .machine import Machine, teardown_machine
 from .network import HostNetwork, render_floating_ips, teardown_host
 from .sizes import Lxcfs, teardown_lxcfs
