@@ -131,6 +131,16 @@ echo "=== make test summary"
 printf '  %s\n' "${summary[@]}"
 printf '  %-20s %-6s %5ds\n' "total" "" $((SECONDS - total))
 if [ ${#failed[@]} -gt 0 ]; then
+    # CI shows only the end of the output, and a group's failed step may have ended long before the last
+    # one: name each failed test here (pytest's short summary lines, from the step's log), last of all.
+    for step in "${failed[@]}"; do
+        [ -f "$log_dir/$step.log" ] || continue
+        {
+            grep -E '^E +[A-Za-z.]*(Error|Exception|Failed)\b' "$log_dir/$step.log" | head -n 4
+            grep -E '^(FAILED|ERROR) ' "$log_dir/$step.log" | head -n 8
+            grep -E '[0-9]+ (failed|errors?)\b.* in [0-9.]+s' "$log_dir/$step.log" | tail -n 1
+        } | cut -c 1-300 | sed "s/^/  [$step] /"
+    done
     echo "FAILED: ${failed[*]}"
     exit 1
 fi

@@ -31,6 +31,10 @@ broken:
 \t@echo broken starts; sleep 1; echo broken fails; exit 3
 after:
 \t@echo after runs
+pytest-fails:
+\t@echo "E       AssertionError: writes through HAProxy stopped for 12.3 s"; echo "many more lines"; \\
+\t  echo "FAILED tests/ha/test_x.py::test_router - AssertionError: writes through HAProxy stopped"; \\
+\t  echo "===== 1 failed, 5 passed in 1498.00s ====="; exit 1
 interruptible:
 \t@python3 interruptible.py
 """
@@ -143,6 +147,20 @@ def test_a_failed_member_leaves_the_others_and_later_steps_running_and_fails_the
     assert found["slow-a+broken"][0] == "FAILED"
     assert output.rstrip().endswith("FAILED: broken"), output
     assert "broken fails" in (project / "logs" / "broken.log").read_text()
+
+
+def test_the_failed_tests_of_a_step_that_ended_early_are_named_again_at_the_end(project):
+    # CI shows only the end of the output: the group's failed step (test-ha) ends long before the last one
+    proc = steps(project, "pytest-fails+slow-a,slow-b")
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    tail = output.split("=== make test summary\n", 1)[1].splitlines()
+    assert tail[-4:] == [
+        "  [pytest-fails] E       AssertionError: writes through HAProxy stopped for 12.3 s",
+        "  [pytest-fails] FAILED tests/ha/test_x.py::test_router - AssertionError: writes through HAProxy stopped",
+        "  [pytest-fails] ===== 1 failed, 5 passed in 1498.00s =====",
+        "FAILED: pytest-fails"], output
+    assert "many more lines" not in output.split("=== make test summary", 1)[1]
 
 
 def test_fail_fast_stops_after_the_group_that_failed(project):
