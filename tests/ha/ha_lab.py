@@ -184,6 +184,7 @@ class Writer:
         """through: host:port of a router (the app role's HAProxy) instead of the database servers."""
         self.lab, self.table = lab, table
         self.log, self.stop_file = f"/root/{table}.log", f"/root/{table}.stop"
+        self.unit = f"ha-writer-{table.replace('_', '-')}"
         addresses = ",".join(lab.hosts[h].private_ip for h in DBS)
         # The multi-host connection string the app role builds (roles/app), with the client's timeouts.
         where = (f"host={through.split(':')[0]} port={through.split(':')[1]}" if through else
@@ -193,9 +194,18 @@ class Writer:
 
     def __enter__(self):
         script = (HERE / "writer.py").read_text()
-        self.lab.ssh(WITNESS, f"cat > {WRITER} <<'EOF'\n{script}\nEOF\nrm -f {self.log} {self.stop_file}")
-        self.lab.ssh(WITNESS, f"nohup python3 {WRITER} {shlex.quote(self.dsn)} {self.table} {self.log} {self.stop_file} "
-                              f">/root/{self.table}.out 2>&1 </dev/null & echo started")
+        self.lab.ssh(WITNESS, f"cat > {WRITER} <<'EOF'\n{script}\nEOF\nrm -f {self.log} {self.stop_file}\n"
+                              f"systemctl stop {self.unit} 2>/dev/null; systemctl reset-failed {self.unit} 2>/dev/null; true")
+        # A transient unit, not `nohup ... &` over SSH: its life does not depend on the SSH session
+        # that started it, and its output stays in the journal for the failure message.
+        self.lab.ssh(WITNESS, f"systemd-run --quiet --collect --unit={self.unit} "
+                              f"python3 {WRITER} {shlex.quote(self.dsn)} {self.table} {self.log} {self.stop_file}")
+        # The client opens its log after importing psycopg2, which takes a while on a loaded host:
+        # until then there is nothing to read (once, in CI, `cat` ran before the file existed).
+        deadline = time.monotonic() + 60
+        while self.lab.ssh(WITNESS, f"test -e {self.log}", check=False, timeout=30).returncode != 0:
+            assert time.monotonic() < deadline, f"{self.table}: the client never opened {self.log}:\n{self.journal()}"
+            time.sleep(0.5)
         self.wait_acks(20)
         return self
 
@@ -204,7 +214,14 @@ class Writer:
         time.sleep(0.5)
 
     def lines(self):
-        return self.lab.ssh(WITNESS, f"cat {self.log}", timeout=30).stdout.splitlines()
+        proc = self.lab.ssh(WITNESS, f"cat {self.log}", check=False, timeout=30)
+        assert proc.returncode == 0, f"{self.table}: cannot read {self.log}: {proc.stderr.strip()}\n{self.journal()}"
+        return proc.stdout.splitlines()
+
+    def journal(self):
+        """The client's unit state and last output lines, for failure messages."""
+        return self.lab.ssh(WITNESS, f"systemctl status --no-pager --lines=0 {self.unit}; journalctl --no-pager -n 20 -u {self.unit}",
+                            check=False, timeout=30).stdout
 
     def acks(self):
         out = []
