@@ -1,8 +1,9 @@
 # Copyright: (c) 2026, autoscale.hetzner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The servers of a tier from a count: scaling a tier is one variable in the inventory.
+"""Scaling: the servers of a tier from a count (scaling a tier is one variable in the inventory), and how
+long a web server that goes away must stay out of rotation before it is deleted.
 
-Documentation: numbered_servers.yml next to this file.
+Documentation: numbered_servers.yml and drain_seconds.yml next to this file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.autoscale.hetzner.plugins.module_utils.planners import HEALTH_CHECK_TIMING_DEFAULTS
 
 
 def numbered_servers(prefix, count, subnet=None, first=10, locations=None, labels=None):
@@ -54,6 +57,34 @@ def numbered_servers(prefix, count, subnet=None, first=10, locations=None, label
     return servers
 
 
+def drain_seconds(load_balancers):
+    """The longest time any declared load balancer service takes to see a target fail its health check:
+    interval x retries + timeout, each from the service's health_check or Hetzner's defaults; 0 without services."""
+    if load_balancers is None:
+        return 0
+    if not isinstance(load_balancers, list):
+        raise AnsibleFilterError("drain_seconds: the input must be the stack's load_balancers (a list), got %r" % (load_balancers,))
+    longest = 0
+    for lb_index, balancer in enumerate(load_balancers):
+        if not isinstance(balancer, dict):
+            raise AnsibleFilterError("drain_seconds: load_balancers[%d] must be a dict, got %r" % (lb_index, balancer))
+        for service_index, service in enumerate(balancer.get("services") or []):
+            where = "load_balancers[%d].services[%d].health_check" % (lb_index, service_index)
+            check = (service or {}).get("health_check") or {}
+            if not isinstance(check, dict):
+                raise AnsibleFilterError("drain_seconds: %s must be a dict, got %r" % (where, check))
+            timing = {}
+            for key, default in HEALTH_CHECK_TIMING_DEFAULTS.items():
+                value = check.get(key)
+                try:
+                    timing[key] = default if value is None else int(value)
+                except (TypeError, ValueError):
+                    raise AnsibleFilterError("drain_seconds: %s.%s must be a whole number of %s, got %r"
+                                             % (where, key, "tries" if key == "retries" else "seconds", value))
+            longest = max(longest, timing["interval"] * timing["retries"] + timing["timeout"])
+    return longest
+
+
 class FilterModule:
     def filters(self):
-        return {"numbered_servers": numbered_servers}
+        return {"numbered_servers": numbered_servers, "drain_seconds": drain_seconds}

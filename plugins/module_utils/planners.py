@@ -851,11 +851,14 @@ def _norm_service(s):
     return result
 
 
+# What Hetzner's console and hcloud CLI give a service's health check when none is set (seconds, count).
+HEALTH_CHECK_TIMING_DEFAULTS = {"interval": 15, "timeout": 10, "retries": 3}
+
+
 def _service_defaults(listen_port, protocol, destination_port):
     dest = destination_port or (listen_port if protocol == "tcp" else 80)
     base = {"protocol": protocol, "listen_port": listen_port, "destination_port": dest, "proxyprotocol": False,
-            "health_check": {"protocol": "tcp" if protocol == "tcp" else "http", "port": dest, "interval": 15,
-                             "timeout": 10, "retries": 3}}
+            "health_check": dict({"protocol": "tcp" if protocol == "tcp" else "http", "port": dest}, **HEALTH_CHECK_TIMING_DEFAULTS)}
     if protocol != "tcp":
         base["health_check"]["http"] = {"domain": None, "path": "/", "response": None,
                                         "status_codes": ["2??", "3??"], "tls": False}

@@ -46,3 +46,35 @@ def test_labels_are_copied_and_zero_is_allowed():
 def test_bad_arguments_are_named(args, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         numbered_servers(*args, **kwargs)
+
+
+# drain_seconds: how long site.yml keeps a web server that goes away out of rotation before deleting it.
+from ansible_collections.autoscale.hetzner.plugins.filter.scaling import drain_seconds  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def test_drain_time_is_the_slowest_service_health_check_to_see_a_failure():
+    balancers = [
+        {"services": [{"health_check": {"interval": 5, "timeout": 3, "retries": 2}}]},       # 5 x 2 + 3 = 13
+        {"services": [{"health_check": {"interval": 10, "timeout": 2, "retries": 4}},        # 10 x 4 + 2 = 42
+                      {"health_check": {"interval": "6", "timeout": "1", "retries": "1"}}]},
+    ]
+    assert drain_seconds(balancers) == 42
+
+
+def test_a_service_without_a_health_check_counts_with_hetzners_defaults():
+    # The stack module gives such a service interval 15 s, timeout 10 s, 3 retries: 15 x 3 + 10.
+    assert drain_seconds([{"services": [{"protocol": "http", "listen_port": 80}]}]) == 55
+    assert drain_seconds([{"services": [{"health_check": {"interval": 5}}]}]) == 25      # 5 x 3 + 10
+
+
+def test_no_load_balancer_or_service_means_no_wait():
+    assert drain_seconds(None) == 0
+    assert drain_seconds([]) == 0
+    assert drain_seconds([{"name": "lb", "services": []}, {"name": "lb2"}]) == 0
+
+
+def test_bad_health_check_values_are_named_by_their_path():
+    with pytest.raises(AnsibleFilterError, match=r"load_balancers\[0\]\.services\[1\]\.health_check\.retries must be a whole number of tries"):
+        drain_seconds([{"services": [{}, {"health_check": {"retries": "three"}}]}])
+    with pytest.raises(AnsibleFilterError, match=r"must be the stack's load_balancers \(a list\)"):
+        drain_seconds({"services": []})
