@@ -69,17 +69,17 @@ venv:
 # its own time in the summary. The machine labs (tests/roles, tests/e2e) mostly wait on machines, apt
 # and SSH, and each takes its own local-cloud slot (own bridge, addresses, nft tables, apt proxy), so
 # they run side by side. A lab joins the group by its name: test-roles+test-e2e+test-ha.
-# PostgreSQL HA (test-ha: Patroni, switchover, hard power-off, isolation, the HAProxy router; 3 machines)
-# runs beside the other steps, which run in order ("a,b,c" is a sequence inside the group); the role lab
-# comes last, mostly alone. Measured on a fresh clone of this layout with cold caches (2 CPUs, 2026-12-03,
-# 55b77ae): all green, 4051 s by the summary (~71 min wall with the bootstrap): test-ha 1193 s beside
-# lint 102 s, sanity 225 s, unit 49 s, localcloud 441 s, integration 471 s, machines 276 s, then the role
-# lab 2487 s, alone. The slowest setups and tests are listed at the end of each lab's log. Not in the default: site.yml end to end (test-e2e-core: the cold run, Prometheus's targets,
-# status.yml, the 3 -> 4 scaling run through ansible-runner). Beside the role lab it took make test to
-# ~83 min; beside the other steps (test-e2e-core+lint,...,test-roles) the steps up to test-integration
-# took 42 min instead of 30 and the e2e itself 45 min: 74-78 min in all (docs/benchmarks.md). Run it with `make test-e2e-core`
-# (or `make test-e2e`, which adds a no-change run and a rolling TLS change).
-TEST_STEPS ?= test-ha+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles
+# Two chains run side by side ("a,b,c" is a sequence inside the group): the machine labs of PostgreSQL HA
+# (test-ha: Patroni, switchover, hard power-off, isolation, the HAProxy router; 3 machines) and then site.yml
+# end to end (test-e2e-core, tests/e2e: make demo's cold run of the minimal scenario with a load balancer,
+# Prometheus's targets, status.yml with drift, the 3 -> 4 web scaling run through ansible-runner); beside
+# them lint, sanity, unit, localcloud, integration, machines and last the role lab. The end-to-end lab
+# starts when test-ha is done and overlaps the end of the sequence and the role lab's start.
+# Measured on fresh clones with cold caches (docs/benchmarks.md): 2026-12-04 on 4f5f023 without the
+# end-to-end lab, 2250 s by the summary (test-ha 761 s beside the sequence's 1103 s, then the role lab
+# 1147 s); with it, see docs/benchmarks.md. `make test-e2e` adds the two tests marked e2e_full (a no-change
+# run, a rolling TLS change and scaling down while a client polls the load balancer; 925 s alone).
+TEST_STEPS ?= test-ha,test-e2e-core+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles
 TEST_LOG_DIR ?= tests/output/make-test
 FAIL_FAST ?=
 
