@@ -24,9 +24,8 @@ own SSH key. The tests run in order on ONE stack:
 Prometheus's targets (3): every server's node_exporter, the db server's postgres_exporter, the web tier's nginx
 exporters and the blackbox probe of the load balancer `up` on the db server, the minimal scenario's monitoring server.
 
-`make test-e2e-core` runs the tests not marked `e2e_full` (two site.yml runs, the cold run and the scaling run);
-`make test-e2e` runs them all (four runs). Neither is a step of `make test` yet: on 2 CPUs even the two runs
-beside the role lab took make test past its 75-minute budget (the Makefile's comment on TEST_STEPS).
+`make test-e2e-core` runs the tests not marked `e2e_full` (two site.yml runs, the cold run and the scaling run),
+and `make test` runs it after test-ha, beside its other steps; `make test-e2e` runs them all (four runs).
 """
 from __future__ import annotations
 
