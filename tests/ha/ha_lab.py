@@ -201,7 +201,7 @@ class Writer:
         self.lab.ssh(WITNESS, f"systemd-run --quiet --collect --unit={self.unit} "
                               f"python3 {WRITER} {shlex.quote(self.dsn)} {self.table} {self.log} {self.stop_file}")
         # The client opens its log after importing psycopg2, which takes a while on a loaded host:
-        # until then there is nothing to read (once, in CI, `cat` ran before the file existed).
+        # until then there is nothing to read (in a fresh-clone run of 2026-12-03, `cat` came first).
         deadline = time.monotonic() + 60
         while self.lab.ssh(WITNESS, f"test -e {self.log}", check=False, timeout=30).returncode != 0:
             assert time.monotonic() < deadline, f"{self.table}: the client never opened {self.log}:\n{self.journal()}"
