@@ -4,10 +4,12 @@
 """Benchmark: site.yml end to end through `make demo` (scripts/demo.py) on the local cloud.
 
 * `make demo` cold (no local cloud, no servers: cloud start, provisioning, every role) and warm
-  (everything converged: the no-change run), for the minimal and the production scenario; the goal
-  for the production no-change run is <= 60 s;
-* the time per role in the cold and the warm run (ansible.posix.profile_roles: the sum of the
-  role's task times over its hosts' batches, wall time per task).
+  (everything converged: the no-change run, which skips the configuration plays), for the minimal
+  and the production scenario; the goal for the production no-change run is <= 60 s;
+* the same no-change run with every role (`-e site_full_run=true`): what a run costs when something
+  changed somewhere (every role runs, and finds little to do);
+* the time per role in the cold run and in the run with every role (ansible.posix.profile_roles: the
+  sum of the role's task times over its hosts' batches, wall time per task).
 
 Root on Linux only (machines); otherwise it prints why it did not run. The base images are cached
 in /var/cache/localcloud/images (a new machine builds them once: + 2-3 min on the first cold run).
@@ -35,12 +37,19 @@ from harness import PlaybookRun, machines_skip_reason  # noqa: E402  (after the 
 ROLE_LINE = re.compile(r"^(?:autoscale\.hetzner\.)?([a-z_]+) -+ ([\d.]+)s\s*$", re.M)
 
 
-def demo(env: dict, command: str, scenario: str) -> PlaybookRun:
+def demo(env: dict, command: str, scenario: str, args: str = "") -> PlaybookRun:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), command, "--scenario", scenario], env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), command, "--scenario", scenario],
+                          env=dict(env, DEMO_ARGS=args),
                           cwd=ROOT, capture_output=True, text=True, timeout=5400, check=False)
     return PlaybookRun.parse(["demo.py", command, scenario], proc.returncode, proc.stdout + proc.stderr,
                              time.monotonic() - t0)
+
+
+def seconds(run: PlaybookRun | None) -> str:
+    if run is None:
+        return "-"
+    return f"{run.seconds:.0f} s" if run.rc == 0 else f"failed (rc {run.rc})"
 
 
 def role_times(run: PlaybookRun) -> dict[str, float]:
@@ -68,34 +77,41 @@ def main():
         for scenario in scenarios:
             cold = demo(env, "up", scenario)
             warm = demo(env, "up", scenario) if cold.rc == 0 else None
-            results[scenario] = (cold, warm)
+            full = demo(env, "up", scenario, "-e site_full_run=true") if cold.rc == 0 else None
+            results[scenario] = (cold, warm, full)
     finally:
         demo(env, "down", "minimal")
     load = os.getloadavg()[0]
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.system()} {platform.release()}, "
           f"{os.cpu_count()} CPUs, load {load:.1f} at the end (other engineers' runs share the machine). "
           "Each scenario in a local cloud of its own (a free slot), base images cached, action times 0.5 s.\n")
-    print("| scenario | servers | make demo cold | make demo warm (no-change run) | hosts changed on the warm run |")
-    print("|---|---:|---:|---:|---|")
-    for scenario, (cold, warm) in results.items():
+    print("| scenario | servers | make demo cold | make demo warm (no-change run) | the same with every role (site_full_run=true) "
+          "| hosts changed on the warm runs |")
+    print("|---|---:|---:|---:|---:|---|")
+    for scenario, (cold, warm, full) in results.items():
         servers = len([h for h in cold.recap if h != "localhost"])
         if cold.rc != 0:
-            print(f"| {scenario} | {servers} | failed (rc {cold.rc}) | - | - |")
+            print(f"| {scenario} | {servers} | failed (rc {cold.rc}) | - | - | - |")
             continue
-        changed = [h for h, c in warm.recap.items() if c["changed"]] if warm else []
+        changed = sorted({h for run in (warm, full) if run for h, c in run.recap.items() if c["changed"]})
+        skipped = "Nothing changed since the last complete run" in warm.output
         goal = " (goal <= 60 s)" if scenario == "production" else ""
-        print(f"| {scenario} | {servers} | {cold.seconds:.0f} s | {warm.seconds:.0f} s{goal} | "
+        print(f"| {scenario} | {servers} | {cold.seconds:.0f} s | {seconds(warm)}{goal}, "
+              f"{'configuration plays skipped' if skipped else 'every role ran'} | {seconds(full)} | "
               f"{', '.join(changed) or 'none (changed=0 on every host)'} |")
-    for scenario, (cold, warm) in results.items():
+    for scenario, (cold, warm, full) in results.items():
         if cold.rc != 0 or warm is None:
             print(f"\n{scenario}: the cold run failed:\n```\n{cold.tail(30)}\n```")
             continue
-        first, second = role_times(cold), role_times(warm)
+        for run in (warm, full):
+            if run.rc != 0:
+                print(f"\n{scenario}: {' '.join(run.args)} failed:\n```\n{run.tail(30)}\n```")
+        first, every = role_times(cold), role_times(full)
         print(f"\nTime per role, {scenario} (profile_roles: task times summed per role; hosts of a task run in parallel):\n")
-        print("| role | cold | warm |")
+        print("| role | cold | every role, nothing to change (site_full_run=true) |")
         print("|---|---:|---:|")
         for role in sorted(first, key=lambda r: -first[r]):
-            print(f"| {role} | {first[role]:.1f} s | {second.get(role, 0.0):.1f} s |")
+            print(f"| {role} | {first[role]:.1f} s | {every.get(role, 0.0):.1f} s |")
     print()
 
 

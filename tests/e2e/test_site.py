@@ -265,14 +265,50 @@ def test_the_minimal_stack_serves_the_demo_page_through_every_tier_to_the_databa
 
 
 @pytest.mark.e2e_full
-def test_a_second_run_changes_nothing(demo, minimal):
-    run = demo.up(*WITH_LB)
+def test_a_second_full_run_changes_nothing(demo, minimal):
+    # site_full_run: every role runs (a run with nothing changed skips them: the next test), and finds
+    # everything as it left it.
+    run = demo.up(*WITH_LB, "-e", "site_full_run=true")
     run.assert_ok()
+    assert ROLE_TASK.search(run.output), "no role ran"
     servers = set(demo.servers())
     assert servers <= set(run.recap), run.recap
     changed = {host: counts["changed"] for host, counts in run.recap.items() if host != "localhost" and counts["changed"]}
     assert not changed, (changed, {host: run.changed_tasks.get(host) for host in changed})
     assert "changed=0 on every host" in run.output, run.tail()      # what make demo tells its user
+
+
+ROLE_TASK = re.compile(r"^TASK \[autoscale\.hetzner\.\w+ : ", re.M)
+HANDMADE_NGINX = "events {} http { server { listen 80 default_server; return 418; } }"
+
+
+def test_a_run_with_nothing_changed_skips_the_roles_and_one_after_changes_by_hand_repairs_them(demo, minimal):
+    run = demo.up(*WITH_LB)
+    run.assert_ok()
+    assert "Nothing changed since the last complete run" in run.output, run.tail()
+    assert not ROLE_TASK.search(run.output), ROLE_TASK.findall(run.output)[:5]
+    assert "changed=0 on every host" in run.output, run.tail()
+    # Changed by hand since: web-1's nginx.conf (a file under /etc) answers 418 to everything, and
+    # web-2's nginx is stopped (no file changed). The next run sees both, runs every role, and repairs them.
+    servers = demo.servers()
+    web1, web2 = sorted(n for n in servers if "-web-" in n)[:2]
+    demo.ssh(web1, f"printf '%s\\n' {shlex.quote(HANDMADE_NGINX)} > /etc/nginx/nginx.conf && systemctl reload nginx")
+    demo.ssh(web2, "systemctl stop nginx")
+    assert http_get(f"http://{servers[web1]}/")[0] == 418
+    assert tcp_from_controller(servers[web2], 80) == "refused"
+    run = demo.up(*WITH_LB)
+    run.assert_ok()
+    assert "Configuring every host, because of what changed since the last complete run:" in run.output, run.tail()
+    assert f'"{web1}: /etc/nginx/nginx.conf' in run.output, run.tail()
+    assert f'"{web2}: a service or the firewall rules changed"' in run.output, run.tail()
+    assert run.changed_tasks.get(web1) and run.changed_tasks.get(web2), run.changed_tasks
+    for web in (web1, web2):
+        status, _, body = http_get(f"http://{servers[web]}/api/visit")
+        assert status == 200 and json.loads(body)["web"] == web, (web, status, body)
+    # ... and the run after it has nothing to do again.
+    run = demo.up(*WITH_LB)
+    run.assert_ok()
+    assert "Nothing changed since the last complete run" in run.output, run.tail()
 
 
 def prometheus_targets(demo: Demo) -> dict[tuple[str, str], dict]:
