@@ -72,13 +72,14 @@ venv:
 # Two chains run side by side ("a,b,c" is a sequence inside the group): the machine labs of PostgreSQL HA
 # (test-ha: Patroni, switchover, hard power-off, isolation, the HAProxy router; 3 machines) and then site.yml
 # end to end (test-e2e-core, tests/e2e: make demo's cold run of the minimal scenario with a load balancer,
-# Prometheus's targets, status.yml with drift, the 3 -> 4 web scaling run through ansible-runner); beside
+# a run with nothing changed (the roles skipped) and one after changes by hand (repaired), Prometheus's
+# targets, status.yml with drift, the 3 -> 4 web scaling run through ansible-runner); beside
 # them lint, sanity, unit, localcloud, integration, machines and last the role lab. The end-to-end lab
 # starts when test-ha is done and overlaps the end of the sequence and the role lab's start.
 # Measured on fresh clones with cold caches (docs/benchmarks.md): 2026-12-04 on 4f5f023 without the
 # end-to-end lab, 2250 s by the summary (test-ha 761 s beside the sequence's 1103 s, then the role lab
 # 1147 s); with it, see docs/benchmarks.md. `make test-e2e` adds the two tests marked e2e_full (a no-change
-# run, a rolling TLS change and scaling down while a client polls the load balancer; 925 s alone).
+# run with every role, a rolling TLS change and scaling down while a client polls the load balancer).
 TEST_STEPS ?= test-ha,test-e2e-core+lint,sanity,test-unit,test-localcloud,test-integration,test-machines,test-roles
 TEST_LOG_DIR ?= tests/output/make-test
 FAIL_FAST ?=

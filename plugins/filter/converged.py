@@ -77,12 +77,12 @@ def _canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def host_input_digest(variables, facts):
-    """sha256 of a host's variables (a dict of name: value) and its stable facts, independent of key order."""
+def host_input_digest(variables, facts=None):
+    """sha256 of a host's variables (a dict of name: value) and, when given, its stable facts; independent of key order."""
     if not isinstance(variables, Mapping):
         raise AnsibleFilterError("host_input_digest: the input must be a dict of the host's variables, got %r" % (type(variables).__name__,))
     try:
-        text = _canonical({"variables": dict(variables), "facts": stable_facts(facts)})
+        text = _canonical({"variables": dict(variables), "facts": None if facts is None else stable_facts(facts)})
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("host_input_digest: the variables cannot be written as JSON (%s)" % exc)
     return hashlib.sha256(text.encode()).hexdigest()

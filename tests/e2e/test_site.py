@@ -8,23 +8,27 @@ own SSH key. The tests run in order on ONE stack:
    a request to the load balancer and to every web server's public IP crosses web -> app (on the db
    server) -> PostgreSQL on the db server's volume, and the row it wrote is in the database; the
    database and the app port refuse the web tier, SSH the admins' outsiders;
-2. (full) a second run changes nothing (changed=0 on every server);
-3. Prometheus on the db server scrapes every exporter (waited for: the exporters started during the run);
+2. (full) a second run with every role (site_full_run=true) changes nothing (changed=0 on every server);
+3. a run with nothing changed skips the configuration plays (changed=0, no role task); then, changed by hand,
+   web-1's nginx.conf (answers 418) and web-2's nginx (stopped): the next run names both, runs every role
+   and both serve the page again; the run after it skips again;
+4. Prometheus on the db server scrapes every exporter (waited for: the exporters started during the run);
    then status.yml lists every resource in its tables and diagrams (Mermaid, DOT, SVG), the cost the site.yml
    summary printed, the load balancer's health checks of the web servers, every service Prometheus scrapes up
    (asked on the db server), and a server made by hand as drift;
-4. scaling: web 3 -> 4, through ansible-runner (ansible_runner.run, as AWX/AAP run site.yml): the new
+5. scaling: web 3 -> 4, through ansible-runner (ansible_runner.run, as AWX/AAP run site.yml): the new
    server answers through the load balancer, the app server lets it in, the database refuses it,
    Prometheus scrapes its exporters;
-5. (full) a change of the web role's configuration (TLS with a local CA's certificate, a response header)
+6. (full) a change of the web role's configuration (TLS with a local CA's certificate, a response header)
    rolls through the web tier in batches and web 4 -> 3 takes the fourth server out of the load
    balancer before it is deleted, while a client polling the load balancer sees no failed request;
    then HTTPS answers with the certificate, verified against the local CA.
 
-Prometheus's targets (3): every server's node_exporter, the db server's postgres_exporter, the web tier's nginx
+Prometheus's targets (4): every server's node_exporter, the db server's postgres_exporter, the web tier's nginx
 exporters and the blackbox probe of the load balancer `up` on the db server, the minimal scenario's monitoring server.
 
-`make test-e2e-core` runs the tests not marked `e2e_full` (two site.yml runs, the cold run and the scaling run),
+`make test-e2e-core` runs the tests not marked `e2e_full` (five site.yml runs: the cold run, the three of 3. and the
+scaling run),
 and `make test` runs it after test-ha, beside its other steps; `make test-e2e` runs them all (four runs).
 """
 from __future__ import annotations

@@ -94,3 +94,11 @@ def test_bad_input_is_named():
         host_input_digest(["web_port"], FACTS)
     with pytest.raises(AnsibleFilterError, match="ansible_facts"):
         host_input_digest({}, "facts")
+
+
+def test_without_facts_only_the_variables_count():
+    # site.yml keeps the variables' digest (from the start of a run) apart from the facts' (as the run leaves them).
+    assert host_input_digest({"web_port": 80}) == host_input_digest({"web_port": 80})
+    assert host_input_digest({"web_port": 80}) != host_input_digest({"web_port": 8080})
+    assert host_input_digest({"web_port": 80}) != host_input_digest({"web_port": 80}, FACTS)
+    assert host_input_digest({}, FACTS) != host_input_digest({}, dict(FACTS, memtotal_mb=15882))
