@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from harness import PlaybookRun, machines_skip_reason  # noqa: E402  (after the path)
 
-ROLE_LINE = re.compile(r"^(?:autoscale\.hetzner\.)?([a-z_]+) -+ ([\d.]+)s\s*$", re.M)
+ROLE_LINE = re.compile(r"^(?:autoscale\.hetzner\.)?([a-z0-9_]+) -+ ([\d.]+)s\s*$", re.M)
 
 
 def demo(env: dict, command: str, scenario: str, args: str = "") -> PlaybookRun:
